@@ -1,0 +1,142 @@
+"""Profiles and the resolved training configuration.
+
+One switch picks the scale: the profile, from ``--profile`` or the
+``FGVC_PROFILE`` environment variable (default ``smoke``). The code path is
+the same for every profile; only these numbers change.
+
+* ``smoke`` -- CPU, synthetic data at 64 px, ResNet-18, a few epochs: minutes.
+* ``gpu``   -- a lent GPU for a few minutes: 448 px, ResNet-50 (or
+  EfficientNet-Lite0 with ImageNet weights for real data), short schedules.
+* ``full``  -- the paper's settings (448 px, ResNet-50, ImageNet weights,
+  the method's paper recipe: epochs, lr, schedule, batch size).
+
+Resolution order (later wins): defaults < method's paper recipe (``full``
+only) < profile < explicit overrides (CLI flags / keyword arguments).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from fgvc_lib.errors import FGVCError, unknown_name_error
+
+PROFILE_ENV = "FGVC_PROFILE"
+DEFAULT_PROFILE = "smoke"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; stored in ``results.json``."""
+
+    method: str = "baseline"
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    profile: str = DEFAULT_PROFILE
+    backbone: str | None = None  # None: the profile's / method's default
+    pretrained: bool = False
+    weights: str | None = None  # local backbone weights file
+    image_size: int = 64
+    resize_size: int | None = None  # None: image_size * 8 / 7 (the 448 <- 512 habit)
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    epochs: int = 4
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    backbone_lr_mult: float = 1.0
+    scheduler: str = "cosine"  # cosine | multistep | constant
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    grad_clip_norm: float | None = None
+    label_smoothing: float = 0.0
+    val_fraction: float = 0.1
+    num_workers: int = 0
+    seed: int = 0
+    deterministic: bool = True
+    amp: bool = True  # bf16 autocast, CUDA only
+    channels_last: bool = True  # CUDA only
+    compile: bool = False
+    # Synthetic data scale (ignored for real datasets).
+    synthetic_classes: int = 10
+    synthetic_train_per_class: int = 40
+    synthetic_test_per_class: int = 20
+    # Subsample real datasets (0 = all): for quick GPU checks.
+    max_train_samples: int = 0
+    max_test_samples: int = 0
+    method_options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise FGVCError(f"unknown config keys {sorted(unknown)}",
+                            f"use only: {', '.join(sorted(known))}")
+        return cls(**data)
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "backbone": "resnet18", "image_size": 64, "batch_size": 32, "epochs": 4, "lr": 0.05,
+        "weight_decay": 5e-4, "scheduler": "cosine", "backbone_lr_mult": 1.0,
+        "synthetic_classes": 10, "synthetic_train_per_class": 40,
+        "synthetic_test_per_class": 20, "num_workers": 0, "compile": False,
+    },
+    "gpu": {
+        "backbone": "resnet50", "image_size": 448, "batch_size": 32, "epochs": 12, "lr": 0.02,
+        "scheduler": "cosine", "warmup_epochs": 1, "backbone_lr_mult": 1.0,
+        "synthetic_classes": 20, "synthetic_train_per_class": 60,
+        "synthetic_test_per_class": 30, "num_workers": 8, "compile": False,
+    },
+    "full": {
+        "backbone": "resnet50", "pretrained": True, "image_size": 448, "num_workers": 8,
+        "synthetic_classes": 50, "synthetic_train_per_class": 100,
+        "synthetic_test_per_class": 50, "compile": True,
+    },
+}
+
+
+def available_profiles() -> list[str]:
+    return sorted(PROFILES)
+
+
+def current_profile(name: str | None = None) -> str:
+    """The profile to use: ``name`` if given, else ``$FGVC_PROFILE``, else ``smoke``."""
+    name = name or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+    if name not in PROFILES:
+        raise unknown_name_error("profile", name, list(PROFILES))
+    return name
+
+
+def resolve_config(method: str = "baseline", dataset: str = "synthetic",
+                   profile: str | None = None, **overrides: Any) -> TrainConfig:
+    """Build the :class:`TrainConfig` for ``method`` on ``dataset`` under ``profile``.
+
+    ``overrides`` whose value is ``None`` are ignored, so CLI flags that
+    were not given fall through to the profile.
+    """
+    from fgvc_lib.models.registry import default_backbone, paper_recipe
+
+    profile = current_profile(profile)
+    recipe = paper_recipe(method)  # also rejects an unknown method
+    values: dict[str, Any] = dict(PROFILES[profile])
+    if profile == "full":
+        # The paper's recipe wins over the generic full-profile defaults.
+        values.update(recipe)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update(method=method, dataset=dataset, profile=profile)
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise FGVCError(f"unknown config keys {sorted(unknown)}",
+                        f"use only: {', '.join(sorted(known))}")
+    cfg = TrainConfig(**values)
+    if cfg.backbone is None:
+        cfg = replace(cfg, backbone=default_backbone(method))
+    return cfg

@@ -1,0 +1,95 @@
+"""Model registry, in the spirit of ``timm.create_model``.
+
+A model module registers a builder with :func:`register_model`; users call
+:func:`build_model` with the name. Builders take ``num_classes``,
+``backbone``, ``pretrained`` and any paper-specific keyword options.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch.nn as nn
+
+from fgvc_lib.errors import FGVCError, unknown_name_error
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+_DEFAULT_BACKBONES: dict[str, str] = {}
+_RECIPES: dict[str, dict[str, Any]] = {}
+
+
+def register_model(name: str, default_backbone: str = "resnet50",
+                   paper_recipe: dict[str, Any] | None = None) -> Callable:
+    """Decorator: register ``fn(num_classes, backbone, pretrained, **opts) -> nn.Module``.
+
+    ``paper_recipe`` holds the paper's training settings (keys of
+    :class:`fgvc_lib.config.TrainConfig`); the ``full`` profile uses them.
+    """
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _MODELS:
+            raise RuntimeError(f"model {name!r} registered twice")
+        _MODELS[name] = fn
+        _DEFAULT_BACKBONES[name] = default_backbone
+        _RECIPES[name] = dict(paper_recipe or {})
+        return fn
+
+    return wrap
+
+
+def available_models() -> list[str]:
+    """Names accepted by :func:`build_model`, sorted."""
+    _import_model_modules()
+    return sorted(_MODELS)
+
+
+def paper_recipe(name: str) -> dict[str, Any]:
+    """The paper's training settings registered for method ``name``."""
+    _import_model_modules()
+    if name not in _MODELS:
+        raise unknown_name_error("method", name, list(_MODELS))
+    return dict(_RECIPES[name])
+
+
+def default_backbone(name: str) -> str:
+    _import_model_modules()
+    if name not in _MODELS:
+        raise unknown_name_error("method", name, list(_MODELS))
+    return _DEFAULT_BACKBONES[name]
+
+
+def build_model(
+    name: str,
+    num_classes: int,
+    backbone: str | None = None,
+    pretrained: bool = False,
+    **paper_options: Any,
+) -> nn.Module:
+    """Build a registered model.
+
+    Parameters
+    ----------
+    name: one of :func:`available_models` (``"baseline"``, ``"cmal"``, ...).
+    num_classes: number of classes K of the dataset.
+    backbone: backbone name (see :func:`fgvc_lib.models.backbones.available_backbones`);
+        ``None`` picks the method's default.
+    pretrained: load ImageNet weights for the backbone.
+    paper_options: method-specific options (e.g. ``cv=1024`` for CMAL).
+    """
+    _import_model_modules()
+    if name not in _MODELS:
+        raise unknown_name_error("method", name, list(_MODELS))
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise FGVCError(f"num_classes must be an integer >= 2, got {num_classes!r}",
+                        "pass the number of classes of your dataset")
+    backbone = backbone or _DEFAULT_BACKBONES[name]
+    model = _MODELS[name](num_classes=num_classes, backbone=backbone, pretrained=pretrained,
+                          **paper_options)
+    # Recorded so checkpoints can refuse a mismatched method or class count.
+    model.fgvc_spec = {"method": name, "num_classes": num_classes, "backbone": backbone,
+                       "options": dict(paper_options)}
+    return model
+
+
+def _import_model_modules() -> None:
+    # Importing registers; done lazily so `import fgvc_lib` stays cheap.
+    import fgvc_lib.models  # noqa: F401
