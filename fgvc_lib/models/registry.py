@@ -82,8 +82,11 @@ def build_model(
         raise FGVCError(f"num_classes must be an integer >= 2, got {num_classes!r}",
                         "pass the number of classes of your dataset")
     backbone = backbone or _DEFAULT_BACKBONES[name]
+    # A local weights file only matters at construction; it is not part of the spec.
+    weights = paper_options.pop("weights", None)
+    extra = {"weights": weights} if weights is not None else {}
     model = _MODELS[name](num_classes=num_classes, backbone=backbone, pretrained=pretrained,
-                          **paper_options)
+                          **extra, **paper_options)
     # Recorded so checkpoints can refuse a mismatched method or class count.
     model.fgvc_spec = {"method": name, "num_classes": num_classes, "backbone": backbone,
                        "options": dict(paper_options)}

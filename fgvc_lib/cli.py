@@ -1,0 +1,233 @@
+"""The ``fgvc`` command line.
+
+    fgvc train --method baseline --dataset synthetic --profile smoke --out runs/baseline
+    fgvc train ... --resume            # continue an interrupted run
+    fgvc eval --run runs/baseline      # re-evaluate a trained run
+    fgvc models | datasets | profiles | backbones
+    fgvc results results/              # table of recorded runs
+
+Problems the user can fix (bad paths, unknown names, mismatched
+checkpoints, unwritable folders) print one line and exit with code 2.
+Multi-GPU: ``torchrun --nproc_per_node=G -m fgvc_lib.cli train ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from fgvc_lib.errors import FGVCError
+
+EXIT_USAGE = 2
+
+
+def _method_option(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw  # plain strings need no quotes: --opt augmentation=mda
+    return key.strip(), value
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to train")
+    g.add_argument("--method", default="baseline",
+                   help="registered method (see `fgvc models`); default: baseline")
+    g.add_argument("--dataset", default="synthetic",
+                   help="dataset name (see `fgvc datasets`); default: synthetic (no download)")
+    g.add_argument("--data-root", default=None,
+                   help="folder holding the extracted official archive (real datasets)")
+    g.add_argument("--profile", default=None,
+                   help="scale: smoke (CPU, minutes), gpu (short GPU runs), full (paper settings); "
+                        "default: $FGVC_PROFILE or smoke")
+    g.add_argument("--backbone", default=None, help="backbone (see `fgvc backbones`)")
+    g.add_argument("--pretrained", dest="pretrained", action="store_true", default=None,
+                   help="start from ImageNet weights")
+    g.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                   help="random initialisation")
+    g.add_argument("--weights", default=None, help="local backbone state-dict file")
+    g.add_argument("--opt", action="append", type=_method_option, default=[], metavar="KEY=VALUE",
+                   help="method option, repeatable (e.g. --opt t=0.5 --opt pooling=max)")
+    h = p.add_argument_group("overrides of the profile")
+    h.add_argument("--epochs", type=int)
+    h.add_argument("--batch-size", type=int, help="global batch size (split across GPUs)")
+    h.add_argument("--lr", type=float, help="base learning rate of the new layers")
+    h.add_argument("--image-size", type=int, help="training/test crop size in pixels")
+    h.add_argument("--workers", type=int, dest="num_workers", help="data loader workers")
+    h.add_argument("--seed", type=int)
+    h.add_argument("--max-train-samples", type=int, help="subsample the training set (0 = all)")
+    h.add_argument("--max-test-samples", type=int, help="subsample the test set (0 = all)")
+    h.add_argument("--compile", dest="compile", action="store_true", default=None,
+                   help="torch.compile the model")
+    h.add_argument("--no-compile", dest="compile", action="store_false")
+    h.add_argument("--no-amp", dest="amp", action="store_false", default=None,
+                   help="disable bf16 autocast on CUDA")
+    h.add_argument("--deterministic", dest="deterministic", action="store_true", default=None)
+    h.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fgvc", description="Fine-grained visual classification with cross-layer features: "
+        "train, evaluate and inspect the methods of the book.",
+        epilog="Examples:\n  fgvc train --method baseline --dataset synthetic --profile smoke --out runs/b\n"
+               "  fgvc train --method cmal --dataset cub --data-root ~/data --profile full --out runs/c\n"
+               "  fgvc results results/",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a method and write DIR/results.json and a checkpoint",
+                       description="Train a method. Writes DIR/results.json (metrics per epoch and "
+                       "provenance), DIR/checkpoint.pt (last epoch, atomic) and DIR/best.pt "
+                       "(best validation accuracy). Interrupted? Run the same command with --resume.")
+    _add_run_arguments(p)
+    p.add_argument("--out", required=True, help="output folder for this run")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    e = sub.add_parser("eval", help="evaluate a trained run on its test split",
+                       description="Evaluate the weights of a finished or interrupted run "
+                       "(its config says which data) and print top-1/top-5/mean-class accuracy "
+                       "per head.")
+    e.add_argument("--run", required=True, help="run folder written by `fgvc train --out`")
+    e.add_argument("--which", choices=["last", "best"], default="last")
+    e.add_argument("--data-root", default=None, help="override the data folder recorded in the run")
+    e.add_argument("--device", default=None)
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    for name, text in [("models", "list registered methods"), ("datasets", "list datasets"),
+                       ("profiles", "list profiles and their settings"),
+                       ("backbones", "list backbones")]:
+        sub.add_parser(name, help=text, description=text.capitalize() + ".")
+    r = sub.add_parser("results", help="table of recorded runs under a folder",
+                       description="Find every finished results.json under PATH and print a table.")
+    r.add_argument("path", nargs="?", default="results")
+    r.add_argument("--metric", default="top1", choices=["top1", "top5", "mean_class"])
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace):
+    from fgvc_lib.config import resolve_config
+
+    overrides = {k: getattr(args, k, None) for k in (
+        "backbone", "pretrained", "weights", "epochs", "batch_size", "lr", "image_size",
+        "num_workers", "seed", "max_train_samples", "max_test_samples", "compile", "amp",
+        "deterministic")}
+    overrides["data_root"] = args.data_root
+    if args.opt:
+        overrides["method_options"] = dict(args.opt)
+    return resolve_config(args.method, args.dataset, args.profile, **overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fgvc_lib.engine.trainer import train
+
+    cfg = _config_from_args(args)
+    record = train(cfg, args.out, resume=args.resume, device=args.device, progress=not args.quiet)
+    if record and args.quiet:
+        print(f"test top1 {record['metrics']['test']['final']['top1']:.2f}%")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fgvc_lib.config import TrainConfig
+    from fgvc_lib.data.loaders import build_loaders
+    from fgvc_lib.data.transforms import DeviceNormalize, normalization_for
+    from fgvc_lib.engine.checkpoint import check_compatible, load_checkpoint
+    from fgvc_lib.engine.trainer import BEST_WEIGHTS, CHECKPOINT, evaluate, load_trained_model, pick_device
+
+    run = Path(args.run)
+    ckpt_path = run / (CHECKPOINT if args.which == "last" else BEST_WEIGHTS)
+    ckpt = load_checkpoint(ckpt_path)
+    cfg_dict = ckpt.get("config") or load_checkpoint(run / CHECKPOINT)["config"]
+    cfg = TrainConfig.from_dict(cfg_dict)
+    if args.data_root:
+        cfg.data_root = args.data_root
+    device = pick_device(args.device)
+    data = build_loaders(cfg, device)
+    check_compatible(ckpt["spec"], cfg.method, data.num_classes, ckpt_path)
+    model = load_trained_model(run, args.which, device)
+    mean, std = normalization_for(cfg.backbone or "", cfg.pretrained or bool(cfg.weights))
+    metrics = evaluate(model, data.test, DeviceNormalize(mean, std).to(device), device,
+                       data.num_classes, cfg.amp, progress=True)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(f"{'head':<14}{'top1':>8}{'top5':>8}{'mean/class':>12}")
+        for head, m in metrics.items():
+            print(f"{head:<14}{m['top1']:>8.2f}{m['top5']:>8.2f}{m['mean_class']:>12.2f}")
+    return 0
+
+
+def cmd_list(what: str) -> int:
+    if what == "models":
+        from fgvc_lib.models.registry import available_models, default_backbone
+
+        for name in available_models():
+            print(f"{name:<12} default backbone: {default_backbone(name)}")
+    elif what == "datasets":
+        from fgvc_lib.data import available_datasets
+
+        try:
+            from fgvc_lib.data.real import DATASET_INFO
+        except ImportError:  # pragma: no cover
+            DATASET_INFO = {}
+        for name in available_datasets():
+            info = "procedurally generated fine-grained data, no download" if name == "synthetic" \
+                else DATASET_INFO.get(name, "")
+            print(f"{name:<10} {info}")
+    elif what == "profiles":
+        from fgvc_lib.config import PROFILES
+
+        for name, values in PROFILES.items():
+            print(f"{name:<6} " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    elif what == "backbones":
+        from fgvc_lib.models.backbones import BACKBONES
+
+        for name, info in BACKBONES.items():
+            print(f"{name:<20} {info.description}")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from fgvc_lib.results import find_runs, summarize
+
+    runs = find_runs(args.path)
+    if not runs:
+        raise FGVCError(f"no finished runs (results.json) under {args.path}",
+                        "train one with `fgvc train --out DIR` or point at another folder")
+    print(summarize(runs, metric=args.metric).to_string(index=False))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "eval":
+            return cmd_eval(args)
+        if args.command == "results":
+            return cmd_results(args)
+        return cmd_list(args.command)
+    except FGVCError as exc:
+        print(f"fgvc: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("fgvc: interrupted; continue with the same command plus --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Atomic checkpoints that refuse to load into the wrong model.
+
+A checkpoint is written to a temporary file in the same folder, flushed to
+disk, then renamed over the old one (``os.replace`` is atomic on POSIX), so
+a kill at any moment leaves either the previous checkpoint or the new one,
+never a torn file. Checkpoints hold plain tensors and dicts only, so they
+load with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fgvc_lib.errors import FGVCError
+
+FORMAT_VERSION = 1
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to ``path`` through a temp file + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`atomic_torch_save`, with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FGVCError(f"checkpoint not found: {path}",
+                        "train first, or pass the checkpoint.pt written by `fgvc train --out DIR`")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise FGVCError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}",
+                        "the file is corrupt or not an fgvc checkpoint; delete it and retrain") from exc
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "spec" not in ckpt:
+        raise FGVCError(f"{path} is not an fgvc checkpoint (no 'model'/'spec' entries)",
+                        "pass a checkpoint.pt written by `fgvc train`")
+    return ckpt
+
+
+def check_compatible(ckpt_spec: dict[str, Any], method: str, num_classes: int,
+                     path: str | Path = "checkpoint") -> None:
+    """Refuse a checkpoint of another method or class count, naming both."""
+    if ckpt_spec.get("method") != method:
+        raise FGVCError(f"{path} was trained with method {ckpt_spec.get('method')!r}, "
+                        f"not {method!r}",
+                        f"use --method {ckpt_spec.get('method')} or another --out folder")
+    if int(ckpt_spec.get("num_classes", -1)) != int(num_classes):
+        raise FGVCError(f"{path} has {ckpt_spec.get('num_classes')} classes but the dataset has "
+                        f"{num_classes}",
+                        "use a checkpoint trained on this dataset, or another --out folder")
+
+
+def save_model_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict of the underlying model (unwrapping DDP / torch.compile)."""
+    return unwrap(model).state_dict()
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model

@@ -1,0 +1,393 @@
+"""One training loop for every method.
+
+A method decides how one batch trains (``model.training_step``); the
+:class:`Trainer` owns the rest: devices, bf16 autocast and channels_last on
+CUDA, optional ``torch.compile``, DDP through ``torchrun``, parameter groups,
+schedules, seeds, validation on a split carved from the training set,
+atomic checkpoints, exact resume and the ``results.json`` record.
+
+Resume is exact because all randomness is re-seeded at the start of every
+epoch from ``(seed, epoch, rank)``: the shuffling, the augmentations and the
+method's own random choices of epoch ``e`` do not depend on what ran before,
+so a run resumed from the checkpoint of epoch ``e - 1`` replays epoch ``e``
+bit for bit (on the CPU; cuDNN kernels may differ on a GPU unless
+``deterministic`` is set).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from fgvc_lib.config import TrainConfig
+from fgvc_lib.data.loaders import DataBundle, build_loaders
+from fgvc_lib.data.transforms import DeviceNormalize, normalization_for
+from fgvc_lib.engine.checkpoint import (FORMAT_VERSION, atomic_torch_save, check_compatible,
+                                        load_checkpoint, unwrap)
+from fgvc_lib.engine.distributed import (DistInfo, barrier, cleanup, init_distributed,
+                                         params_checksum_consistent)
+from fgvc_lib.engine.metrics import accuracy_metrics
+from fgvc_lib.engine.step import StepContext
+from fgvc_lib.errors import FGVCError
+from fgvc_lib.models.registry import build_model
+from fgvc_lib.results import RESULTS_FILE, load_results, provenance, utc_now, write_json_atomic
+
+CHECKPOINT = "checkpoint.pt"
+BEST_WEIGHTS = "best.pt"
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """``name`` if given (``cpu``, ``cuda``, ``cuda:1``), else CUDA when available."""
+    if name:
+        dev = torch.device(name)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise FGVCError(f"device {name!r} requested but CUDA is not available",
+                            "use --device cpu, or install a CUDA build of PyTorch")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    return (seed * 1_000_003 + epoch * 1009 + rank * 7919) % 2**31
+
+
+def lr_factor(cfg: TrainConfig, epoch: int) -> float:
+    """Multiplier of the base learning rates for ``epoch`` (0-based), per epoch
+    as in the papers: linear warm-up, then cosine annealing to 0 over the
+    remaining epochs, a multi-step decay, or constant."""
+    if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
+        return (epoch + 1) / (cfg.warmup_epochs + 1)
+    if cfg.scheduler == "cosine":
+        span = max(1, cfg.epochs - cfg.warmup_epochs)
+        return 0.5 * (1.0 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
+    if cfg.scheduler == "multistep":
+        return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+    if cfg.scheduler == "constant":
+        return 1.0
+    raise FGVCError(f"unknown scheduler {cfg.scheduler!r}", "use cosine, multistep or constant")
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = unwrap(model).param_groups(cfg.lr, cfg.backbone_lr_mult, cfg.weight_decay)
+    for g in groups:
+        g["initial_lr"] = g["lr"]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    raise FGVCError(f"unknown optimizer {cfg.optimizer!r}", "use sgd or adamw")
+
+
+def set_epoch_lr(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch: int) -> float:
+    factor = lr_factor(cfg, epoch)
+    for g in optimizer.param_groups:
+        g["lr"] = g["initial_lr"] * factor
+    return cfg.lr * factor
+
+
+def _progress(iterable, enabled: bool, **kwargs):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **kwargs)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, normalizer: DeviceNormalize, device: torch.device,
+             num_classes: int, amp: bool = True, progress: bool = False,
+             desc: str = "eval") -> dict[str, dict[str, float]]:
+    """Metrics of the final prediction (``"final"``) and of every named head."""
+    was_training = model.training
+    model.eval()
+    logits: dict[str, list[torch.Tensor]] = {}
+    targets: list[torch.Tensor] = []
+    autocast = _autocast(device, amp)
+    for images, target in _progress(loader, progress, desc=desc, leave=False):
+        images = normalizer(images.to(device, non_blocking=True))
+        with autocast():
+            out = model(images)
+        logits.setdefault("final", []).append(out.logits.float().cpu())
+        for name, head in out.heads.items():
+            logits.setdefault(name, []).append(head.float().cpu())
+        targets.append(torch.as_tensor(target))
+    model.train(was_training)
+    all_targets = torch.cat(targets)
+    return {name: accuracy_metrics(torch.cat(parts), all_targets, num_classes)
+            for name, parts in logits.items()}
+
+
+def _autocast(device: torch.device, amp: bool) -> Callable[[], contextlib.AbstractContextManager]:
+    if amp and device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _check_writable(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write_probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise FGVCError(f"cannot write to output folder {out_dir} ({exc.strerror or exc})",
+                        "choose a writable --out folder") from exc
+
+
+class Trainer:
+    """Train ``cfg.method`` on ``cfg.dataset`` and record the run in ``out_dir``.
+
+    >>> from fgvc_lib.config import resolve_config
+    >>> cfg = resolve_config("baseline", "synthetic", "smoke")      # doctest: +SKIP
+    >>> Trainer(cfg, "runs/baseline").fit()["metrics"]["test"]["final"]["top1"]  # doctest: +SKIP
+    """
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
+                 device: str | None = None, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.resume = resume
+        self.dist: DistInfo = init_distributed(device_type=torch.device(device).type if device else None)
+        if self.dist.enabled and torch.cuda.is_available() and (device is None or device.startswith("cuda")):
+            self.device = torch.device("cuda", self.dist.local_rank)
+        else:
+            self.device = pick_device(device)
+        self.progress = progress and self.dist.is_main
+        if self.dist.is_main:
+            _check_writable(self.out_dir)
+            if not resume and (self.out_dir / CHECKPOINT).exists():
+                raise FGVCError(f"{self.out_dir} already holds a run ({CHECKPOINT})",
+                                "pass --resume to continue it, or choose another --out folder")
+        self._configure_determinism()
+        seed_everything(cfg.seed)
+        self.data: DataBundle = build_loaders(cfg, self.device, self.dist.world_size, self.dist.rank)
+        self.model = build_model(cfg.method, self.data.num_classes, backbone=cfg.backbone,
+                                 pretrained=cfg.pretrained,
+                                 **({"weights": cfg.weights} if cfg.weights else {}),
+                                 **cfg.method_options)
+        cuda = self.device.type == "cuda"
+        self.channels_last = cuda and cfg.channels_last
+        self.model.to(self.device, memory_format=torch.channels_last if self.channels_last
+                      else torch.contiguous_format)
+        mean, std = normalization_for(cfg.backbone or "", cfg.pretrained or bool(cfg.weights))
+        self.normalizer = DeviceNormalize(mean, std, self.channels_last).to(self.device)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.forward = self._wrap_model()
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        self.best: dict[str, Any] = {"epoch": -1, "val_top1": -1.0}
+        self.started = utc_now()
+
+    # -- setup -------------------------------------------------------------
+    def _configure_determinism(self) -> None:
+        if self.cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        else:
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+    def _wrap_model(self) -> nn.Module:
+        wrapped: nn.Module = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            wrapped = DDP(wrapped, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                          find_unused_parameters=getattr(self.model, "ddp_find_unused_parameters", False))
+        if self.cfg.compile:
+            wrapped = torch.compile(wrapped)
+        return wrapped
+
+    # -- checkpoint ----------------------------------------------------------
+    def _spec(self) -> dict[str, Any]:
+        return dict(self.model.fgvc_spec)
+
+    def save_checkpoint(self, epoch: int) -> None:
+        state = {"format": FORMAT_VERSION, "spec": self._spec(), "config": self.cfg.to_dict(),
+                 "epoch": epoch, "model": unwrap(self.model).state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "history": self.history,
+                 "best": self.best, "started": self.started}
+        atomic_torch_save(state, self.out_dir / CHECKPOINT)
+
+    def _load_for_resume(self) -> None:
+        path = self.out_dir / CHECKPOINT
+        if not path.exists():
+            return  # --resume on a fresh folder simply starts
+        ckpt = load_checkpoint(path, map_location=self.device)
+        check_compatible(ckpt["spec"], self.cfg.method, self.data.num_classes, path)
+        unwrap(self.model).load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.history = list(ckpt.get("history", []))
+        self.best = dict(ckpt.get("best", self.best))
+        self.started = ckpt.get("started", self.started)
+        self.start_epoch = int(ckpt["epoch"]) + 1
+
+    # -- loop ------------------------------------------------------------------
+    def fit(self, stop_after_epoch: int | None = None) -> dict[str, Any]:
+        """Train to ``cfg.epochs`` (or stop after epoch ``stop_after_epoch``,
+        0-based, as an interrupted run would) and return the run record."""
+        if self.resume:
+            self._load_for_resume()
+        cfg = self.cfg
+        try:
+            for epoch in range(self.start_epoch, cfg.epochs):
+                self._train_epoch(epoch)
+                if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                    return self.record(status="interrupted")
+            barrier(self.dist)
+            return self._finish()
+        finally:
+            cleanup(self.dist)
+
+    def _train_epoch(self, epoch: int) -> None:
+        cfg = self.cfg
+        seed = epoch_seed(cfg.seed, epoch, self.dist.rank)
+        seed_everything(seed)
+        if self.data.train.generator is not None:
+            self.data.train.generator.manual_seed(seed)
+        if self.data.train_sampler is not None:
+            self.data.train_sampler.set_epoch(epoch)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        lr = set_epoch_lr(self.optimizer, cfg, epoch)
+        ctx = StepContext(forward=self.forward, optimizer=self.optimizer, generator=generator,
+                          autocast=_autocast(self.device, cfg.amp),
+                          grad_clip_norm=cfg.grad_clip_norm,
+                          params=[p for p in self.model.parameters() if p.requires_grad])
+        self.forward.train()
+        sums: dict[str, torch.Tensor] = {}
+        n_batches = n_images = 0
+        t0 = time.perf_counter()
+        bar = _progress(self.data.train, self.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                        leave=False)
+        for images, targets in bar:
+            images = self.normalizer(images.to(self.device, non_blocking=True))
+            targets = targets.to(self.device, non_blocking=True)
+            losses = unwrap(self.model).training_step(ctx, images, targets)
+            for k, v in losses.items():
+                # Accumulate on the device: no host sync per step.
+                sums[k] = sums.get(k, 0.0) + v.detach().float()
+            n_batches += 1
+            n_images += images.shape[0]
+            if self.progress and n_batches % 10 == 1 and "loss" in losses:
+                bar.set_postfix(loss=f"{float(losses['loss']):.3f}")
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        train_losses = {k: float(v) / max(1, n_batches) for k, v in sums.items()}
+        entry: dict[str, Any] = {
+            "epoch": epoch + 1, "lr": lr, "train": train_losses, "time_s": round(seconds, 3),
+            "train_images_per_s": round(n_images * self.dist.world_size / max(seconds, 1e-9), 2),
+            "optimizer_steps_per_batch": ctx.optimizer_steps / max(1, n_batches),
+        }
+        if self.dist.is_main and self.data.val is not None:
+            val = evaluate(self.model, self.data.val, self.normalizer, self.device,
+                           self.data.num_classes, cfg.amp)
+            entry["val"] = val["final"]
+            entry["val_heads"] = {k: v["top1"] for k, v in val.items()}
+            if val["final"]["top1"] > self.best["val_top1"]:
+                self.best = {"epoch": epoch + 1, "val_top1": val["final"]["top1"]}
+                atomic_torch_save({"spec": self._spec(), "epoch": epoch,
+                                   "model": unwrap(self.model).state_dict()},
+                                  self.out_dir / BEST_WEIGHTS)
+        self.history.append(entry)
+        if self.dist.is_main:
+            self.save_checkpoint(epoch)
+            write_json_atomic(self.out_dir / RESULTS_FILE, self.record(status="running"))
+            if self.progress:
+                val_txt = f" val top1 {entry['val']['top1']:.1f}%" if "val" in entry else ""
+                loss_txt = " ".join(f"{k} {v:.3f}" for k, v in train_losses.items())
+                print(f"epoch {epoch + 1}/{cfg.epochs}: {loss_txt}{val_txt} "
+                      f"({entry['train_images_per_s']:.0f} img/s)", flush=True)
+        barrier(self.dist)
+
+    def _finish(self) -> dict[str, Any]:
+        consistent = params_checksum_consistent(self.model, self.dist)
+        if not consistent:
+            raise RuntimeError("DDP processes ended with different weights")
+        if not self.dist.is_main:
+            return {}
+        metrics = {"test": evaluate(self.model, self.data.test, self.normalizer, self.device,
+                                    self.data.num_classes, self.cfg.amp, self.progress, "test")}
+        best_path = self.out_dir / BEST_WEIGHTS
+        if best_path.exists() and self.best["epoch"] != len(self.history):
+            # Model selection on the validation split, never on the test set.
+            last_state = {k: v.clone() for k, v in unwrap(self.model).state_dict().items()}
+            unwrap(self.model).load_state_dict(load_checkpoint(best_path, self.device)["model"])
+            metrics["test_best_val"] = evaluate(self.model, self.data.test, self.normalizer,
+                                                self.device, self.data.num_classes, self.cfg.amp)
+            unwrap(self.model).load_state_dict(last_state)
+        elif best_path.exists():
+            metrics["test_best_val"] = metrics["test"]
+        if self.data.val is not None:
+            metrics["val"] = evaluate(self.model, self.data.val, self.normalizer, self.device,
+                                      self.data.num_classes, self.cfg.amp)
+        record = self.record(status="finished", metrics=metrics)
+        write_json_atomic(self.out_dir / RESULTS_FILE, record)
+        if self.progress:
+            top1 = metrics["test"]["final"]["top1"]
+            print(f"test top1 {top1:.2f}% -> {self.out_dir / RESULTS_FILE}", flush=True)
+        return record
+
+    def record(self, status: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "status": status, "config": self.cfg.to_dict(), "spec": self._spec(),
+            "dataset": self.data.info, "classes": self.data.classes,
+            "world_size": self.dist.world_size,
+            "provenance": {**provenance(self.device), "started": self.started,
+                           "finished": utc_now() if status == "finished" else None,
+                           "profile": self.cfg.profile},
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "best": self.best, "history": self.history, "metrics": metrics or {},
+        }
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: str | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Train and return the run record (also written to ``out_dir/results.json``)."""
+    return Trainer(cfg, out_dir, resume=resume, device=device, progress=progress).fit()
+
+
+def train_or_load(cfg: TrainConfig, out_dir: str | Path, device: str | None = None,
+                  progress: bool = True, retrain: bool = False) -> dict[str, Any]:
+    """The notebooks' pattern: reuse a finished run with the same config, else
+    train (resuming an interrupted one)."""
+    out_dir = Path(out_dir)
+    path = out_dir / RESULTS_FILE
+    if path.exists() and not retrain:
+        rec = load_results(path)
+        if rec.get("status") == "finished" and rec.get("config") == cfg.to_dict():
+            rec["path"] = str(out_dir)
+            return rec
+    if retrain and out_dir.exists():
+        shutil.rmtree(out_dir)
+    rec = train(cfg, out_dir, resume=True, device=device, progress=progress)
+    rec["path"] = str(out_dir)
+    return rec
+
+
+def load_trained_model(run_dir: str | Path, which: str = "last",
+                       device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model of a finished run and load its weights (``last`` or ``best``)."""
+    run_dir = Path(run_dir)
+    ckpt = load_checkpoint(run_dir / (CHECKPOINT if which == "last" else BEST_WEIGHTS), device)
+    spec = ckpt["spec"]
+    model = build_model(spec["method"], spec["num_classes"], backbone=spec["backbone"],
+                        pretrained=False, **spec.get("options", {}))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval()
+

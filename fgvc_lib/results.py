@@ -1,0 +1,147 @@
+"""Run records: ``results.json`` with metrics and provenance, and readers for them.
+
+Every number the book shows comes from one of these files. A record holds
+the full config, the git commit (and whether the tree was dirty), the
+device, the dataset, the profile, start/finish timestamps, library
+versions, the per-epoch history and the final metrics.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+RESULTS_FILE = "results.json"
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def git_info(path: str | Path | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the repository holding ``path`` (this library by default)."""
+    path = Path(path or Path(__file__).resolve().parent)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+        return {"commit": commit, "dirty": bool(status.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": os.environ.get("FGVC_GIT_COMMIT", "unknown"), "dirty": None}
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {"type": device.type, "cpu": platform.processor() or platform.machine(),
+                            "cpu_count": os.cpu_count()}
+    if device.type == "cuda":
+        idx = device.index if device.index is not None else torch.cuda.current_device()
+        info.update(name=torch.cuda.get_device_name(idx), cuda=torch.version.cuda,
+                    capability=".".join(map(str, torch.cuda.get_device_capability(idx))),
+                    gpu_count=torch.cuda.device_count())
+    else:
+        info["name"] = f"CPU ({info['cpu']}, {info['cpu_count']} cores)"
+    return info
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import torchvision
+
+    import fgvc_lib
+
+    out = {"python": platform.python_version(), "torch": torch.__version__,
+           "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+           "fgvc_lib": fgvc_lib.__version__}
+    try:
+        import timm
+
+        out["timm"] = timm.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def provenance(device: torch.device) -> dict[str, Any]:
+    return {"git": git_info(), "device": device_info(device), "versions": library_versions(),
+            "platform": platform.platform()}
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False, default=_json_default)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read a ``results.json`` (or the one inside a run folder)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def find_runs(root: str | Path, **filters: Any) -> list[dict[str, Any]]:
+    """All finished runs under ``root`` whose config matches ``filters``
+    (e.g. ``method="cmal", profile="gpu"``); each record gets ``"path"``."""
+    runs = []
+    for path in sorted(Path(root).rglob(RESULTS_FILE)):
+        try:
+            rec = load_results(path)
+        except (OSError, json.JSONDecodeError):
+            continue
+        if rec.get("status") != "finished":
+            continue
+        cfg = rec.get("config", {})
+        if all(cfg.get(k) == v for k, v in filters.items()):
+            rec["path"] = str(path.parent)
+            runs.append(rec)
+    return runs
+
+
+def summarize(runs: Iterable[dict[str, Any]], head: str = "final", split: str = "test",
+              metric: str = "top1"):
+    """A pandas table: one row per run with method, dataset, profile, device, commit, metric."""
+    import pandas as pd
+
+    rows = []
+    for rec in runs:
+        cfg = rec["config"]
+        metrics = rec.get("metrics", {}).get(split, {})
+        value = metrics.get(head, {}).get(metric)
+        rows.append({
+            "run": Path(rec.get("path", "")).name, "method": cfg["method"],
+            "backbone": cfg["backbone"], "dataset": cfg["dataset"], "profile": cfg["profile"],
+            "image_size": cfg["image_size"], "epochs": cfg["epochs"],
+            "device": rec["provenance"]["device"].get("name"),
+            "commit": (rec["provenance"]["git"].get("commit") or "")[:8],
+            f"{split} {metric} ({head})": value,
+        })
+    return pd.DataFrame(rows)
