@@ -38,7 +38,7 @@ def build_dataset(name: str, root: str | Path | None, split: str,
     if root is None:
         raise FGVCError(f"dataset {name!r} needs a data folder",
                         "pass --data-root PATH (the folder holding the extracted official archive)")
-    return cls(root=root, split=split, transform=transform, download=download)
+    return cls(root=root, split=split, transform=transform, download=download, **options)
 
 
 __all__ = ["FGVCDataset", "available_datasets", "build_dataset"]

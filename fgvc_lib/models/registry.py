@@ -85,8 +85,14 @@ def build_model(
     # A local weights file only matters at construction; it is not part of the spec.
     weights = paper_options.pop("weights", None)
     extra = {"weights": weights} if weights is not None else {}
-    model = _MODELS[name](num_classes=num_classes, backbone=backbone, pretrained=pretrained,
-                          **extra, **paper_options)
+    try:
+        model = _MODELS[name](num_classes=num_classes, backbone=backbone, pretrained=pretrained,
+                              **extra, **paper_options)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise FGVCError(f"method {name!r} has no option: {exc}",
+                        f"see help(fgvc_lib.models.{name}) for the options it accepts") from exc
     # Recorded so checkpoints can refuse a mismatched method or class count.
     model.fgvc_spec = {"method": name, "num_classes": num_classes, "backbone": backbone,
                        "options": dict(paper_options)}
