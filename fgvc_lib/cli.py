@@ -104,6 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
                        ("profiles", "list profiles and their settings"),
                        ("backbones", "list backbones")]:
         sub.add_parser(name, help=text, description=text.capitalize() + ".")
+    t = sub.add_parser("table", help="run the missing rows of a paper's ablation table and print it",
+                       description="Train (or load) every row of a paper table (see `fgvc tables`) "
+                       "under OUT/<table id>/<row>/ and print the paper's numbers beside ours.")
+    t.add_argument("table_id", help="e.g. cmal.table3")
+    t.add_argument("--out", required=True, help="root folder of the table's runs")
+    t.add_argument("--rows", nargs="*", default=None, help="only these row labels")
+    t.add_argument("--no-train", action="store_true", help="only print what is recorded")
+    _add_run_arguments(t)
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub.add_parser("tables", help="list the paper tables the book reproduces",
+                   description="List the paper tables the book reproduces.")
     r = sub.add_parser("results", help="table of recorded runs under a folder",
                        description="Find every finished results.json under PATH and print a table.")
     r.add_argument("path", nargs="?", default="results")
@@ -188,11 +199,34 @@ def cmd_list(what: str) -> int:
 
         for name, values in PROFILES.items():
             print(f"{name:<6} " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    elif what == "tables":
+        from fgvc_lib.reports import available_tables, get_table
+
+        for tid in available_tables():
+            t = get_table(tid)
+            print(f"{tid:<22} {t.paper} {t.source}: {t.caption}")
     elif what == "backbones":
         from fgvc_lib.models.backbones import BACKBONES
 
         for name, info in BACKBONES.items():
             print(f"{name:<20} {info.description}")
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from fgvc_lib.reports import render_table, run_table
+
+    if not args.no_train:
+        overrides = {k: getattr(args, k, None) for k in (
+            "backbone", "pretrained", "weights", "epochs", "batch_size", "lr", "image_size",
+            "num_workers", "seed", "max_train_samples", "max_test_samples", "compile", "amp",
+            "deterministic")}
+        run_table(args.table_id, args.out, dataset=args.dataset, profile=args.profile,
+                  rows=args.rows, device=args.device, progress=not args.quiet,
+                  data_root=args.data_root, **overrides)
+    df = render_table(args.table_id, args.out)
+    print(df.attrs["caption"])
+    print(df.to_string())
     return 0
 
 
@@ -220,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_eval(args)
         if args.command == "results":
             return cmd_results(args)
+        if args.command == "table":
+            return cmd_table(args)
         return cmd_list(args.command)
     except FGVCError as exc:
         print(f"fgvc: error: {exc}", file=sys.stderr)

@@ -1,0 +1,190 @@
+"""Paper tables as data, ablations as lists of runs, and the tables the book shows.
+
+Each paper's tables live in ``fgvc_lib/reports/<paper>.json``::
+
+    {"paper": "CMAL-Net", "tables": [{
+        "id": "cmal.table3", "caption": "...", "source": "Table 3",
+        "dataset": "FGVC-Aircraft", "backbone": "ResNet-50",
+        "columns": {"Accuracy": "final"},          # column -> head of our runs
+        "rows": [{"label": "t = 0.1",
+                  "paper": {"Accuracy": 93.2},     # copied from the paper's text
+                  "method": "cmal", "options": {"t": 0.1}, "config": {}}]}]}
+
+A paper value that exists only in a figure is the string ``"figure only"``,
+never an estimate. ``run_table`` trains every row that has no finished run
+yet (train-or-load), and ``render_table`` puts the paper's numbers beside
+ours, naming the profile, dataset and device that produced ours.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fgvc_lib.errors import FGVCError, unknown_name_error
+
+FIGURE_ONLY = "figure only"
+_HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class TableRow:
+    label: str
+    paper: dict[str, Any]
+    method: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.label.lower()).strip("-") or "row"
+
+
+@dataclass
+class PaperTable:
+    id: str
+    paper: str
+    caption: str
+    source: str
+    columns: dict[str, str]
+    rows: list[TableRow]
+    dataset: str = ""
+    backbone: str = ""
+    metric: str = "top1"
+    split: str = "test"
+    notes: str = ""
+
+    def runnable_rows(self) -> list[TableRow]:
+        return [r for r in self.rows if r.method]
+
+
+@lru_cache(maxsize=None)
+def _load_all() -> dict[str, PaperTable]:
+    tables: dict[str, PaperTable] = {}
+    for path in sorted(_HERE.glob("*.json")):
+        data = json.loads(path.read_text())
+        for t in data["tables"]:
+            rows = [TableRow(**r) for r in t.pop("rows")]
+            table = PaperTable(paper=data["paper"], rows=rows, **t)
+            if table.id in tables:
+                raise RuntimeError(f"table id {table.id} defined twice")
+            tables[table.id] = table
+    return tables
+
+
+def available_tables() -> list[str]:
+    return sorted(_load_all())
+
+
+def get_table(table_id: str) -> PaperTable:
+    tables = _load_all()
+    if table_id not in tables:
+        raise unknown_name_error("table", table_id, list(tables))
+    return tables[table_id]
+
+
+def row_config(table: PaperTable, row: TableRow, dataset: str, profile: str | None,
+               **overrides: Any):
+    """The :class:`~fgvc_lib.config.TrainConfig` of one table row."""
+    from fgvc_lib.config import resolve_config
+
+    values = {**row.config, **{k: v for k, v in overrides.items() if v is not None}}
+    if row.options:
+        values["method_options"] = {**values.get("method_options", {}), **row.options}
+    return resolve_config(row.method or "baseline", dataset, profile, **values)
+
+
+def run_dir(out_root: str | Path, table: PaperTable, row: TableRow) -> Path:
+    return Path(out_root) / table.id / row.slug
+
+
+def run_table(table_id: str, out_root: str | Path, dataset: str = "synthetic",
+              profile: str | None = None, rows: list[str] | None = None,
+              device: str | None = None, progress: bool = True, **overrides: Any) -> dict[str, dict]:
+    """Train (or load) every runnable row of a table; returns ``{row label: record}``.
+
+    ``overrides`` apply to every row (e.g. ``data_root``, ``epochs``,
+    ``backbone``, ``pretrained``); ``rows`` restricts to some labels.
+    """
+    from fgvc_lib.engine.trainer import train_or_load
+
+    table = get_table(table_id)
+    records = {}
+    for row in table.runnable_rows():
+        if rows is not None and row.label not in rows:
+            continue
+        cfg = row_config(table, row, dataset, profile, **overrides)
+        if progress:
+            print(f"[{table.id}] {row.label}", flush=True)
+        records[row.label] = train_or_load(cfg, run_dir(out_root, table, row), device=device,
+                                           progress=progress)
+    return records
+
+
+def collect_runs(table_id: str, out_root: str | Path) -> dict[str, dict]:
+    """Finished runs of a table under ``out_root`` (missing rows are absent)."""
+    from fgvc_lib.results import RESULTS_FILE, load_results
+
+    table = get_table(table_id)
+    found = {}
+    for row in table.runnable_rows():
+        path = run_dir(out_root, table, row) / RESULTS_FILE
+        if path.exists():
+            rec = load_results(path)
+            if rec.get("status") == "finished":
+                found[row.label] = rec
+    return found
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (int, float)):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def render_table(table_id: str, out_root: str | Path | None = None,
+                 records: dict[str, dict] | None = None):
+    """A DataFrame with the paper's numbers beside ours, and a caption that
+    names where ours come from (profile, dataset, backbone, image size,
+    epochs, device). Rows we did not run show "-"."""
+    import pandas as pd
+
+    table = get_table(table_id)
+    if records is None:
+        records = collect_runs(table_id, out_root) if out_root is not None else {}
+    rows = []
+    sources = set()
+    for row in table.rows:
+        entry: dict[str, Any] = {"": row.label}
+        rec = records.get(row.label)
+        for col, head in table.columns.items():
+            entry[f"{col} (paper)"] = _fmt(row.paper.get(col))
+            ours = None
+            if rec is not None:
+                ours = rec.get("metrics", {}).get(table.split, {}).get(head, {}).get(table.metric)
+            entry[f"{col} (ours)"] = _fmt(ours)
+        if rec is not None:
+            cfg = rec["config"]
+            sources.add((cfg["profile"], cfg["dataset"], cfg["backbone"], cfg["image_size"],
+                         cfg["epochs"], rec["provenance"]["device"].get("name")))
+        rows.append(entry)
+    df = pd.DataFrame(rows).set_index("")
+    paper_src = f"{table.paper} {table.source} ({table.dataset}, {table.backbone})"
+    if sources:
+        ours = "; ".join(f"profile {p}, {'synthetic data' if d == 'synthetic' else d}, {b}, "
+                         f"{s} px, {e} epochs, {dev}" for p, d, b, s, e, dev in sorted(sources))
+    else:
+        ours = "no runs recorded yet"
+    df.attrs["caption"] = (f"{table.caption}. Paper: {paper_src}, {table.metric} %. "
+                           f"Ours: {ours}.")
+    return df
+
+
+def styled(df):
+    """The table with its caption, for display in a notebook."""
+    return df.style.set_caption(df.attrs.get("caption", ""))
