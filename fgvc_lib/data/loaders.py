@@ -67,19 +67,22 @@ def dataset_options(cfg: TrainConfig) -> dict[str, Any]:
     return {}
 
 
+def build_split(cfg: TrainConfig, split: str, transform=None) -> Dataset:
+    """The whole ``split`` of the config's dataset (no validation carve-out), e.g.
+    the test set with its boxes for attention measurements."""
+    opts = dataset_options(cfg)
+    if cfg.dataset == SYNTHETIC:
+        opts["per_class"] = (cfg.synthetic_train_per_class if split == "train"
+                             else cfg.synthetic_test_per_class)
+    return build_dataset(cfg.dataset, cfg.data_root, split, transform, **opts)
+
+
 def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, Dataset, list[str]]:
     """Train (minus validation), validation and test datasets with their transforms."""
-    opts = dataset_options(cfg)
     t_train = train_transform(cfg.image_size, cfg.resize_size)
     t_eval = eval_transform(cfg.image_size, cfg.resize_size)
-    if cfg.dataset == SYNTHETIC:
-        train_full = build_dataset(cfg.dataset, cfg.data_root, "train", None,
-                                   per_class=cfg.synthetic_train_per_class, **opts)
-        test = build_dataset(cfg.dataset, cfg.data_root, "test", t_eval,
-                             per_class=cfg.synthetic_test_per_class, **opts)
-    else:
-        train_full = build_dataset(cfg.dataset, cfg.data_root, "train", None)
-        test = build_dataset(cfg.dataset, cfg.data_root, "test", t_eval)
+    train_full = build_split(cfg, "train")
+    test = build_split(cfg, "test", t_eval)
     classes = list(train_full.classes)
     if len(test.classes) != len(classes):
         raise FGVCError(f"train and test splits disagree on the class count "
