@@ -37,6 +37,11 @@ class TableRow:
     method: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    #: Read "ours" from another row's run (e.g. the A_oval test-input row of a training row).
+    run_of: str | None = None
+    #: Column -> head overrides for this row.
+    heads: dict[str, str | None] = field(default_factory=dict)
+    note: str = ""
 
     @property
     def slug(self) -> str:
@@ -49,7 +54,7 @@ class PaperTable:
     paper: str
     caption: str
     source: str
-    columns: dict[str, str]
+    columns: dict[str, str | None]  # column -> head of our runs (None: paper-only column)
     rows: list[TableRow]
     dataset: str = ""
     backbone: str = ""
@@ -161,11 +166,14 @@ def render_table(table_id: str, out_root: str | Path | None = None,
     sources = set()
     for row in table.rows:
         entry: dict[str, Any] = {"": row.label}
-        rec = records.get(row.label)
-        for col, head in table.columns.items():
+        rec = records.get(row.run_of or row.label)
+        for col, default_head in table.columns.items():
+            head = row.heads.get(col, default_head)
             entry[f"{col} (paper)"] = _fmt(row.paper.get(col))
+            if default_head is None and col not in row.heads:
+                continue  # a paper-only column (another dataset)
             ours = None
-            if rec is not None:
+            if rec is not None and head is not None:
                 ours = rec.get("metrics", {}).get(table.split, {}).get(head, {}).get(table.metric)
             entry[f"{col} (ours)"] = _fmt(ours)
         if rec is not None:
@@ -174,6 +182,8 @@ def render_table(table_id: str, out_root: str | Path | None = None,
                          cfg["epochs"], rec["provenance"]["device"].get("name")))
         rows.append(entry)
     df = pd.DataFrame(rows).set_index("")
+    # A column the paper never reports (ours only) shows no empty paper twin.
+    df = df[[c for c in df.columns if not (c.endswith("(paper)") and (df[c] == "-").all())]]
     paper_src = f"{table.paper} {table.source} ({table.dataset}, {table.backbone})"
     if sources:
         ours = "; ".join(f"profile {p}, {'synthetic data' if d == 'synthetic' else d}, {b}, "
