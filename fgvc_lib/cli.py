@@ -57,6 +57,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     h.add_argument("--batch-size", type=int, help="global batch size (split across GPUs)")
     h.add_argument("--lr", type=float, help="base learning rate of the new layers")
     h.add_argument("--image-size", type=int, help="training/test crop size in pixels")
+    h.add_argument("--backbone-lr-mult", type=float,
+                   help="backbone learning rate = lr x this (e.g. 0.1 when fine-tuning)")
     h.add_argument("--workers", type=int, dest="num_workers", help="data loader workers")
     h.add_argument("--seed", type=int)
     h.add_argument("--max-train-samples", type=int, help="subsample the training set (0 = all)")
@@ -126,7 +128,7 @@ def _config_from_args(args: argparse.Namespace):
     from fgvc_lib.config import resolve_config
 
     overrides = {k: getattr(args, k, None) for k in (
-        "backbone", "pretrained", "weights", "epochs", "batch_size", "lr", "image_size",
+        "backbone", "pretrained", "weights", "epochs", "batch_size", "lr", "backbone_lr_mult", "image_size",
         "num_workers", "seed", "max_train_samples", "max_test_samples", "compile", "amp",
         "deterministic")}
     overrides["data_root"] = args.data_root
@@ -218,7 +220,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     if not args.no_train:
         overrides = {k: getattr(args, k, None) for k in (
-            "backbone", "pretrained", "weights", "epochs", "batch_size", "lr", "image_size",
+            "backbone", "pretrained", "weights", "epochs", "batch_size", "lr", "backbone_lr_mult", "image_size",
             "num_workers", "seed", "max_train_samples", "max_test_samples", "compile", "amp",
             "deterministic")}
         run_table(args.table_id, args.out, dataset=args.dataset, profile=args.profile,

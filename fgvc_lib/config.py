@@ -93,11 +93,12 @@ PROFILES: dict[str, dict[str, Any]] = {
         "scheduler": "cosine", "warmup_epochs": 1, "backbone_lr_mult": 1.0,
         "synthetic_classes": 20, "synthetic_train_per_class": 60,
         "synthetic_test_per_class": 30, "num_workers": 8, "compile": False,
+        "deterministic": False,
     },
     "full": {
         "backbone": "resnet50", "pretrained": True, "image_size": 448, "num_workers": 8,
         "synthetic_classes": 50, "synthetic_train_per_class": 100,
-        "synthetic_test_per_class": 50, "compile": True,
+        "synthetic_test_per_class": 50, "compile": True, "deterministic": False,
     },
 }
 

@@ -17,11 +17,11 @@ Three small round **part slots** sit on the template:
 * ``wing``  -- in the middle of the wing,
 * ``tail``  -- at the tip of the tail.
 
-Each slot is a disc about 14 % of the bird's length across. A slot's
+Each slot is a disc 15 % of the bird's length across. A slot's
 *appearance* is a colour from a saturated palette (red, yellow, green, blue,
 magenta, white) and a pattern that mixes that colour with a near-black tone:
 ``solid`` (all colour), ``ring`` (coloured rim, dark centre), ``stripes``
-(alternating bands) or ``dots`` (coloured dots on dark). A **class** is one
+(alternating bands) or ``dots`` (dark dots on the colour). A **class** is one
 appearance per slot, e.g. ``crest-red-stripes/wing-blue-dots/tail-white-ring``.
 Outside the three discs, two classes are drawn identically, so the class
 can only be read from the parts, as a bird species from its crest or wing bar.
@@ -33,8 +33,9 @@ Telling siblings apart needs that single part (:attr:`SyntheticFGVC.sibling_pair
 Other pairs of classes are drawn at random and usually differ in all slots.
 
 Intra-class variation (drawn per image, independent of the class): facing
-left or right, rotation (+-30 degrees), scale (bird length 60-85 % of the
-image side), position, body colour (any hue, muted), background (a muted
+left or right, rotation (+-20 degrees), scale (bird length 73-90 % of the
+image side), position (anywhere the whole bird stays inside the image),
+body colour (any hue, muted), background (a muted
 vertical gradient), background clutter (blobs and twig-like lines behind the
 bird), a small jitter of the part colours and of the pattern phase and
 angle, a global brightness gain and pixel noise. Body and clutter colours are
@@ -53,8 +54,20 @@ Implementation notes
   anti-aliasing. Boxes are read from coverage ``> 0``, so every pixel a part
   can influence lies inside its box (the "differ only locally" test relies
   on this).
+* Speed: each shape is evaluated only in a window around it (the same
+  window size for the whole batch, placed per image) and composited only
+  where its coverage is non-zero; 4000 images of 64 px take about 2 s on
+  one CPU core, 100 images of 448 px about 1 s. Pixel noise is a window at
+  a random offset into one fixed noise tile per split, far cheaper than
+  fresh normal draws per pixel.
 * All random parameters of a split are drawn up front from one generator,
-  so the result does not depend on the rendering chunk size.
+  so the result does not depend on the rendering chunk size. Geometry and
+  colours do not depend on the resolution either: the same seed gives the
+  same scenes at 64 and 448 px (only the pixel noise differs).
+* Learnability was tuned at the smoke setting (ResNet-18 from scratch,
+  64 px, 10 classes x 40 images, SGD lr 0.05, momentum 0.9, batch 32): the
+  bird's scale range and the part size matter most; with smaller birds
+  (50-70 % scale) test accuracy after 5 epochs dropped from ~60 % to ~45 %.
 * The class table (the appearance codes) depends only on ``seed`` and is
   prefix-stable: the first 10 classes are the same with ``num_classes=10``
   and ``num_classes=50``. Train and test images use seeds derived from
@@ -72,6 +85,7 @@ Implementation notes
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -87,7 +101,7 @@ from fgvc_lib.data.base import Box, FGVCDataset
 from fgvc_lib.errors import FGVCError
 
 #: Bump when the rendered pictures change, so old caches are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 CACHE_ENV = "FGVC_CACHE"
 
 SLOT_NAMES: tuple[str, ...] = ("crest", "wing", "tail")
@@ -118,14 +132,25 @@ _LEGS = ((0.02, 0.18, 0.05, 0.33), (-0.08, 0.18, -0.07, 0.33))  # segments u0, v
 _LEG_RADIUS = 0.018
 #: Part slot centres (crest, wing, tail) and their common radius.
 SLOT_CENTRES = np.array([[0.30, -0.31], [-0.06, -0.03], [-0.55, -0.03]], dtype=np.float32)
-SLOT_RADIUS = 0.085
-#: Radius (object units) of a circle around the origin holding the whole bird,
-#: used to keep every rotated, scaled bird inside the image.
-_BOUND_RADIUS = 0.66
+SLOT_RADIUS = 0.095
+#: A box (u0, v0, u1, v1) holding the whole bird, part discs included: from the
+#: tail disc to the beak tip and from the crest disc to the feet.
+TEMPLATE_EXTENT = (-0.65, -0.41, 0.62, 0.36)
+#: Gap (image units) kept between the bird and the image border.
+_BORDER = 0.02
 _BEAK_COLOUR = np.array([0.30, 0.24, 0.16], dtype=np.float32)
 _LEG_COLOUR = np.array([0.22, 0.18, 0.14], dtype=np.float32)
 _EYE_COLOUR = np.array([0.04, 0.04, 0.04], dtype=np.float32)
 
+# -- intra-class variation ----------------------------------------------------
+#: Image fraction per object unit; the bird is ~1.23 units long.
+SCALE_RANGE = (0.58, 0.72)
+MAX_ROTATION_DEG = 20.0
+#: Largest shift of the bird's centre from the image centre (image units), before
+#: clipping to keep the whole bird inside.
+MAX_SHIFT = 0.1
+PART_COLOUR_JITTER = 0.035  # std of the RGB jitter of part colours
+NOISE_STD = 0.02  # pixel noise, in [0, 1] intensity units
 _MAX_BLOBS = 6
 _MAX_LINES = 4
 #: Pixels rendered per chunk: bounds the float32 temporaries (~10 MB each).
@@ -242,9 +267,18 @@ def sample_params(table: ClassTable, targets: np.ndarray, rng: np.random.Generat
     """Draw every per-image random quantity for ``targets`` (all vectors, no per-image loop)."""
     n = len(targets)
     u = lambda lo, hi, *shape: rng.uniform(lo, hi, (n, *shape)).astype(np.float32)  # noqa: E731
-    scale = u(0.50, 0.70)  # image fraction per object unit: bird length ~ 0.6-0.85
-    reach = _BOUND_RADIUS * scale + 0.01
-    centre = rng.uniform(reach[:, None], 1.0 - reach[:, None], (n, 2)).astype(np.float32)
+    scale = u(*SCALE_RANGE)
+    flip = np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(np.float32)
+    angle = np.deg2rad(u(-MAX_ROTATION_DEG, MAX_ROTATION_DEG))
+    # Shift the bird from the image centre, as far as its rotated extent box stays inside.
+    u0, v0, u1, v1 = TEMPLATE_EXTENT
+    corners = np.array([[u0, v0], [u1, v0], [u0, v1], [u1, v1]], dtype=np.float32)
+    cu, cv = corners[:, 0] * flip[:, None], corners[:, 1]
+    cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    offsets = np.stack([cu * cos - cv * sin, cu * sin + cv * cos], -1) * scale[:, None, None]
+    low = _BORDER - offsets.min(1)
+    high = 1.0 - _BORDER - offsets.max(1)
+    centre = np.clip(0.5 + u(-MAX_SHIFT, MAX_SHIFT, 2), low, high).astype(np.float32)
     bg_h, bg_s, bg_v = u(0, 1), u(0.05, 0.35), u(0.45, 0.80)
     bg_top = _hsv_to_rgb(bg_h, bg_s, bg_v)
     bg_bottom = _hsv_to_rgb(bg_h + u(-0.06, 0.06), np.clip(bg_s + u(-0.1, 0.1), 0, 0.4),
@@ -259,10 +293,10 @@ def sample_params(table: ClassTable, targets: np.ndarray, rng: np.random.Generat
     line_dir = np.stack([np.cos(line_angle), np.sin(line_angle)], -1) * line_half[..., None]
     line_ends = np.concatenate([line_mid - line_dir, line_mid + line_dir], -1)
     codes = table.codes[targets]  # (n, S, 2)
-    part_colour = PALETTE[codes[..., 1]] + rng.normal(0, 0.035, (n, len(SLOT_NAMES), 3))
+    part_colour = PALETTE[codes[..., 1]] + rng.normal(0, PART_COLOUR_JITTER, (n, len(SLOT_NAMES), 3))
     return {
-        "flip": np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(np.float32),
-        "angle": np.deg2rad(u(-30.0, 30.0)),
+        "flip": flip,
+        "angle": angle,
         "scale": scale,
         "centre": centre,
         "body": _hsv_to_rgb(u(0, 1), u(0.10, 0.45), u(0.35, 0.75)),
@@ -282,7 +316,7 @@ def sample_params(table: ClassTable, targets: np.ndarray, rng: np.random.Generat
         "pattern_angle": np.deg2rad(u(30.0, 60.0, len(SLOT_NAMES))),
         "pattern_phase": u(0, 1, len(SLOT_NAMES), 2),
         "gain": u(0.9, 1.1),
-        "noise": np.full(n, 0.02, dtype=np.float32),
+        "noise": np.full(n, NOISE_STD, dtype=np.float32),
         "noise_seed": np.full(n, rng.integers(0, 2**63 - 1)),  # one noise tile per split
         "noise_offset": np.floor(u(0, 1, 2) * size).astype(np.int64),
     }
@@ -292,9 +326,9 @@ def prototype_params(table: ClassTable) -> dict[str, np.ndarray]:
     """Canonical parameters: one clutter-free, centred, upright bird per class, same colours."""
     k = len(table.codes)
     ones = np.ones(k, dtype=np.float32)
-    # Centre the template's extent (u in [-0.62, 0.61], v in [-0.40, 0.35]) in the image.
     scale = 0.62 * ones
-    centre = np.stack([0.5 + 0.005 * scale, 0.5 + 0.025 * scale], 1).astype(np.float32)
+    u0, v0, u1, v1 = TEMPLATE_EXTENT  # centre the bird's extent box in the image
+    centre = np.stack([0.5 - scale * (u0 + u1) / 2, 0.5 - scale * (v0 + v1) / 2], 1).astype(np.float32)
     body = np.tile(np.array([0.55, 0.46, 0.36], np.float32), (k, 1))
     bg = np.tile(np.array([0.78, 0.82, 0.86], np.float32), (k, 1))
     return {
@@ -379,11 +413,11 @@ def _pattern_mix(a: np.ndarray, b: np.ndarray, pattern: int, angle: np.ndarray,
         proj = a * np.cos(angle) + b * np.sin(angle)
         w = _frac(proj / period + phase[..., 0])
         return _coverage((np.abs(w - 0.25) - 0.25) * period, px_per_r)
-    # dots: coloured dots of radius 0.22 r on a square grid of pitch 0.62 r, on dark
+    # dots: dark dots of radius 0.2 r on the colour, square grid of pitch 0.62 r
     cell = 0.62
     qa = (_frac(a / cell + phase[..., 0]) - 0.5) * cell
     qb = (_frac(b / cell + phase[..., 1]) - 0.5) * cell
-    return _coverage(np.sqrt(qa * qa + qb * qb) - 0.22, px_per_r)
+    return _coverage(0.2 - np.sqrt(qa * qa + qb * qb), px_per_r)
 
 
 @dataclass
@@ -447,7 +481,9 @@ class _Canvas:
         else:
             pixels = hit  # the window is the whole image: window order == canvas order
         if colour.ndim == 2:
-            per_pixel = colour[:, hit // (alpha.shape[1] * alpha.shape[2])]
+            # hits come image by image, so each image's colour repeats once per hit
+            per_image = np.count_nonzero(alpha.reshape(self.n, -1), axis=1)
+            per_pixel = np.repeat(colour, per_image, axis=1)
         else:
             per_pixel = colour.reshape(3, -1)[:, hit]
         for channel in range(3):
@@ -598,6 +634,7 @@ def _render_chunk(p: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.n
     return out, object_boxes, part_boxes
 
 
+@functools.lru_cache(maxsize=2)
 def _noise_tile(seed: int, size: int) -> np.ndarray:
     """Standard normal noise, (3, 2 * size, 2 * size), fixed by ``seed``."""
     return np.random.default_rng(seed).standard_normal((3, 2 * size, 2 * size), dtype=np.float32)

@@ -81,14 +81,27 @@ def pad_boxes(boxes: torch.Tensor, pad: float, size: tuple[int, int]) -> torch.T
 def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor,
                     out_size: tuple[int, int] | None = None) -> torch.Tensor:
     """Crop each image to its box and resize it bilinearly to ``out_size``
-    (default: the input size), in one batched ``roi_align`` call."""
+    (default: the input size), in one batched ``roi_align`` call.
+
+    One bilinear sample per output pixel, at the pixel's centre
+    (``sampling_ratio=1``, ``aligned=True``): a full-image box returns the
+    image unchanged, an integer box of the output size returns the exact
+    pixels, and an up-scaled crop equals ``F.interpolate(...,
+    align_corners=False)`` of the cropped pixels except along the crop's
+    border, where it reads the neighbouring image pixels instead of
+    repeating the edge. (Two samples per bin would average
+    neighbouring pixels and blur even the identity crop.) Box coordinates
+    stay in float32 whatever the image dtype: bfloat16 cannot represent
+    pixel positions above 256 exactly.
+    """
     b, _, h, w = images.shape
     out_size = out_size or (h, w)
-    idx = torch.arange(b, device=images.device, dtype=boxes.dtype)[:, None]
-    rois = torch.cat([idx, boxes.to(images.dtype) if images.is_floating_point() else boxes], 1)
-    # aligned=True treats pixel centres at +0.5, so a full-image box is an exact resize.
-    return roi_align(images, rois.to(images.dtype), output_size=out_size, spatial_scale=1.0,
-                     sampling_ratio=2, aligned=True)
+    idx = torch.arange(b, device=images.device, dtype=torch.float32)[:, None]
+    rois = torch.cat([idx, boxes.to(device=images.device, dtype=torch.float32)], 1)
+    source = images if images.dtype in (torch.float32, torch.float64) else images.float()
+    crops = roi_align(source, rois.to(source.dtype), output_size=out_size, spatial_scale=1.0,
+                      sampling_ratio=1, aligned=True)
+    return crops.to(images.dtype)
 
 
 def attention_boxes(maps: torch.Tensor, image_size: tuple[int, int], t: float) -> torch.Tensor:
