@@ -14,4 +14,4 @@ step $FGVC train --method cross_x --dataset synthetic --profile gpu --backbone r
 step $FGVC train --method cmal --dataset cub_list --data-root $CUB --profile gpu $LITE --batch-size 16 --epochs 6 --out $R/cub100/cmal-lite0-6ep --quiet
 step $FGVC train --method cmal --dataset synthetic --profile gpu --batch-size 16 --epochs 6 --out $R/synthetic448/cmal-r50-6ep --quiet
 echo "== done at $SECONDS s"
-tar czf "${OUT:-/tmp}/results_gpu_b.tgz" $(find $R -name '*.json' -newer results/gpu/run_b.sh)
+tar czf "${OUT:-/tmp}/results_gpu_b.tgz" $(find $R/cub100 $R/synthetic448 -name results.json)
