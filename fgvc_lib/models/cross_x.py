@@ -145,6 +145,7 @@ from fgvc_lib.losses import c3s_loss, c3s_similarity, cross_layer_kl
 from fgvc_lib.models.base import FGVCModel
 from fgvc_lib.models.blocks.osme import OSME, is_resnet_block, part_activation_maps, \
     residual_block_parts
+from fgvc_lib.models.blocks.pooling import global_pool
 from fgvc_lib.models.output import ModelOutput
 from fgvc_lib.models.registry import register_model
 
@@ -337,7 +338,10 @@ class CrossX(FGVCModel):
             gap = u.mean(dim=(2, 3))  # (B, P*C), parts side by side
             classifier = classifiers[level]
             if classifier is not None:
-                pooled = u.amax(dim=(2, 3)) if level == MID and self.pooling_mid == "max" else gap
+                # adaptive max pooling keeps the argmax for backward (amax re-matches
+                # values, which breaks under torch.compile's recomputation).
+                pooled = (global_pool(u, "max").flatten(1) if level == MID and self.pooling_mid == "max"
+                          else gap)
                 heads[level] = classifier(pooled)
             feats = F.normalize(gap.float().unflatten(1, (p, -1)), dim=-1)
             part_features[level] = feats

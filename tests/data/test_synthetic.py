@@ -101,6 +101,16 @@ def test_boxes_lie_inside_the_image_and_parts_inside_the_object(tmp_path):
             assert max(px1 - px0, py1 - py0) <= 0.2 * max(x1 - x0, y1 - y0) + 2
 
 
+def test_largest_most_shifted_birds_are_never_cropped(monkeypatch):
+    monkeypatch.setattr(synthetic, "SCALE_RANGE", (synthetic.SCALE_RANGE[1],) * 2)
+    monkeypatch.setattr(synthetic, "MAX_SHIFT", 0.5)  # push every bird against the border
+    table = synthetic.make_class_table(4, 0)
+    params = synthetic.sample_params(table, np.arange(200) % 4, np.random.default_rng(0), 32)
+    _, object_boxes, _ = synthetic.render_images(params, 32)
+    assert object_boxes[:, :2].min() >= 1 and object_boxes[:, 2:].max() <= 31
+    assert object_boxes[:, :2].min() <= 2 or object_boxes[:, 2:].max() >= 30  # they do reach it
+
+
 def test_object_box_is_tight_on_the_prototype():
     image = class_prototypes(2, 64)[0].astype(int)
     object_boxes, _ = prototype_annotations(2, 64)

@@ -114,6 +114,15 @@ def test_global_max_and_average_pooling_values():
     assert GlobalPool("max")(x).shape == (1, 2)
 
 
+def test_max_pool_gradient_goes_to_the_saved_argmax():
+    # Index-based backward (not amax's "x == max" test, which turns into 0/0 = NaN
+    # under torch.compile + bf16 when the recomputed x differs from the saved max).
+    x = torch.tensor([[[[1.0, 4.0], [4.0, 2.0]]]], requires_grad=True)  # a tie at the max
+    GlobalPool("max")(x).sum().backward()
+    assert x.grad.sum() == 1.0 and x.grad.max() == 1.0  # one location, not split 0.5 / 0.5
+    assert x.grad[0, 0].flatten().tolist() in ([0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0])
+
+
 @pytest.mark.parametrize("kind,dim", [("max", 6), ("avg", 6), ("bilinear", 36), ("covariance", 21)])
 def test_global_pool_output_dimension(kind, dim):
     pool = GlobalPool(kind)

@@ -11,11 +11,20 @@ import torch.nn.functional as F
 
 
 def global_pool(x: torch.Tensor, kind: str = "avg") -> torch.Tensor:
-    """``(B, C, H, W) -> (B, C, 1, 1)`` by average (``"avg"``) or max (``"max"``)."""
+    """``(B, C, H, W) -> (B, C, 1, 1)`` by average (``"avg"``) or max (``"max"``).
+
+    Max pooling goes through ``adaptive_max_pool2d``, whose backward routes the
+    gradient to the saved arg-max. ``amax``'s backward instead finds the
+    maximum again by equality (``x == max``) and divides by the number of
+    matches; under ``torch.compile`` with bf16 autocast the recomputed ``x``
+    can differ from the saved maximum in rounding, no element matches and
+    every gradient becomes 0/0 = NaN (seen with BN + ELU before the pooling,
+    on CPU and CUDA, torch 2.11-2.14).
+    """
     if kind in ("avg", "gap"):
         return x.mean(dim=(2, 3), keepdim=True)
     if kind in ("max", "gmp"):
-        return x.amax(dim=(2, 3), keepdim=True)
+        return F.adaptive_max_pool2d(x, 1)
     raise ValueError(f"unknown pooling {kind!r}; use 'avg' or 'max'")
 
 
