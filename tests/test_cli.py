@@ -14,7 +14,8 @@ import torch
 
 from fgvc_lib.cli import main
 
-TINY = ["--backbone", "resnet18", "--image-size", "32", "--batch-size", "8", "--quiet"]
+TINY = ["--backbone", "resnet18", "--image-size", "32", "--batch-size", "8", "--quiet",
+        "--max-train-samples", "64", "--max-test-samples", "40"]
 
 
 @pytest.fixture(autouse=True)
@@ -117,8 +118,7 @@ def test_resume_with_other_method_is_refused(tmp_path, capsys):
 def test_kill_then_resume_matches_uninterrupted(tmp_path):
     """SIGKILL a real `fgvc train` process mid-run; --resume ends with the same weights."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    args = [sys.executable, "-m", "fgvc_lib.cli", "train", *TINY, "--epochs", "4",
-            "--max-train-samples", "200"]
+    args = [sys.executable, "-m", "fgvc_lib.cli", "train", *TINY, "--epochs", "3"]
     full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run([*args, "--out", str(full)], check=True, env=env, timeout=600,
                    capture_output=True)
