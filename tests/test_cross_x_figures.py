@@ -1,0 +1,175 @@
+"""Cross-X chapter measures: S of Eq. (3) over a dataset, per-excitation CAMs,
+excitation overlap and pointing per part slot, per-head tables, cost breakdown."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fgvc_lib.models.cross_x  # noqa: F401  (registers "cross_x")
+from fgvc_lib.data.synthetic import SyntheticFGVC
+from fgvc_lib.data.transforms import DeviceNormalize
+from fgvc_lib.errors import FGVCError
+from fgvc_lib.losses import c3s_similarity
+from fgvc_lib.models.registry import build_model
+from fgvc_lib.reports.cross_x_figures import (chance_slot_shares, cost_breakdown,
+                                              excitation_report, part_cams, peak_part_slots,
+                                              per_head_table, plot_head_curves, plot_similarity,
+                                              similarity_matrices)
+
+SIZE = 64  # resnet18 at 64 px: U^{L-1} and U^G 4x4, U^L 2x2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model("cross_x", 3, backbone="resnet18").eval()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return SyntheticFGVC(root=tmp_path_factory.mktemp("synthetic"), split="test",
+                         num_classes=3, per_class=2, image_size=SIZE)
+
+
+def test_peak_cell_goes_to_the_part_box_it_overlaps_most():
+    maps = torch.zeros(3, 4, 4)
+    maps[0, 2, 3] = 1.0  # cell x 48-64, y 32-48
+    maps[1, 3, 0] = 1.0  # cell x 0-16, y 48-64: no box there
+    maps[2, 0, 0] = 1.0  # cell x 0-16, y 0-16
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [40.0, 40.0, 60.0, 60.0],
+                          [float("nan")] * 4]).expand(3, 3, 4)
+    assert peak_part_slots(maps, boxes, SIZE).tolist() == [1, -1, 0]
+    # Box 1 grown to cover more of cell (0, 0) than box 0 does: the larger overlap wins.
+    boxes2 = boxes.clone()
+    boxes2[:, 1] = torch.tensor([2.0, 0.0, 30.0, 30.0])
+    assert peak_part_slots(maps[2:], boxes2[2:], SIZE).tolist() == [1]
+
+
+def test_chance_is_the_share_of_cells_each_box_covers():
+    # 2 x 2 grid on 64 px; slot 0 touches only the top-left cell, slot 1 is absent.
+    boxes = torch.tensor([[[4.0, 4.0, 20.0, 20.0], [float("nan")] * 4]])
+    shares = chance_slot_shares((2, 2), boxes, SIZE)
+    np.testing.assert_allclose(shares, [25.0, 0.0, 75.0])
+
+
+def test_part_cams_average_to_each_heads_logit(model):
+    # CAM identity: the spatial mean of sum_p CAM_p is w_k . GAP(U) = logit_k - bias_k.
+    x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    out, cams = part_cams(model, x)
+    assert list(cams) == ["L-1/p1", "L-1/p2", "L/p1", "L/p2", "G/p1", "G/p2"]
+    assert cams["L/p1"].shape == (2, 2, 2) and cams["G/p2"].shape == (2, 4, 4)
+    pred = out.logits.argmax(1)
+    fcs = {"L": model.fc_top, "L-1": model.fc_mid, "G": model.fc_merged}
+    for level, fc in fcs.items():  # default pooling_mid="avg": GAP on every level
+        summed = (cams[f"{level}/p1"] + cams[f"{level}/p2"]).mean(dim=(1, 2))
+        expected = out.heads[level].gather(1, pred[:, None])[:, 0] - fc.bias[pred]
+        torch.testing.assert_close(summed, expected.detach(), rtol=1e-4, atol=1e-4)
+
+
+def test_similarity_matrices_match_eq3_and_leave_the_model_alone(model, data):
+    norm = DeviceNormalize()
+    bn = model.merge.bn
+    before = bn.running_mean.clone(), bn.num_batches_tracked.clone()
+    per_level = similarity_matrices(model, data, SIZE, norm, batch_size=64,
+                                    batch_statistics=True)
+    assert list(per_level) == ["L-1", "L", "G"]
+    assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.num_batches_tracked, before[1])
+    assert not model.training
+    # One batch holds the whole dataset: the result is Eq. (3) on its part features.
+    images = torch.stack([torch.from_numpy(np.array(data.load_image(i))).permute(2, 0, 1)
+                          for i in range(len(data))])
+    with torch.no_grad():
+        out = model(norm(images))
+    np.testing.assert_allclose(similarity_matrices(model, data, SIZE, norm, batch_size=64)["L"],
+                               c3s_similarity(out.extras["part_features"]["L"]).numpy(),
+                               atol=1e-5)
+    for s in per_level.values():
+        assert s.shape == (2, 2)
+        np.testing.assert_allclose(s, s.T, atol=1e-6)
+    with pytest.raises(FGVCError, match="batch_size"):
+        similarity_matrices(model, data, SIZE, norm, batch_size=1)
+
+
+def test_plot_similarity_titles_carry_the_eq4_value():
+    fig = plot_similarity({"ideal": {"L": np.eye(2)}, "collapsed": {"L": np.ones((2, 2))}})
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    # Eq. (4): S = I -> 1/2 * 2 - 2 * 2 = -3; S = ones -> 1/2 * 4 - 2 * 2 = -2.
+    assert titles == ["ideal, L: Eq. (4) = -3.00", "collapsed, L: Eq. (4) = -2.00"]
+
+
+@pytest.mark.parametrize("kind", ["mean", "cam"])
+def test_excitation_report_tables(model, data, kind):
+    overlap, pointing = excitation_report(model, data, SIZE, DeviceNormalize(), kind=kind,
+                                          slot_names=data.part_names)
+    assert list(overlap.index) == ["L-1", "L", "G"]
+    assert ((overlap["IoU (t=0.5)"] >= 0) & (overlap["IoU (t=0.5)"] <= 100)).all()
+    assert overlap["correlation"].between(-1, 1).all()
+    assert list(pointing.columns) == [*data.part_names, "none"]
+    assert "L/chance" in pointing.index and "G/p2" in pointing.index
+    np.testing.assert_allclose(pointing.sum(axis=1), 100.0)
+    if kind == "mean":
+        # Untrained residual OSME: both parts share the shortcut, their mean maps agree.
+        assert overlap.loc["L", "correlation"] > 0.9
+
+
+def test_excitation_report_errors(model, data):
+    with pytest.raises(FGVCError, match="kind"):
+        excitation_report(model, data, SIZE, DeviceNormalize(), kind="gradcam")
+    with pytest.raises(FGVCError, match="slot names"):
+        excitation_report(model, data, SIZE, DeviceNormalize(), slot_names=["crest"])
+    baseline = build_model("baseline", 3, backbone="resnet18")
+    with pytest.raises(FGVCError, match="Cross-X"):
+        part_cams(baseline, torch.zeros(1, 3, SIZE, SIZE))
+
+
+def test_per_head_table_puts_final_first_and_leaves_missing_heads_empty():
+    def record(name, heads):
+        return {"path": f"/x/{name}", "config": {"method": name, "backbone": "resnet50",
+                                                 "dataset": "synthetic", "image_size": 448,
+                                                 "epochs": 12},
+                "provenance": {"device": {"name": "H100"}},
+                "metrics": {"test": {h: {"top1": v} for h, v in heads.items()}}}
+
+    table = per_head_table([record("cross_x", {"L": 90.0, "final": 98.5, "G": 99.0}),
+                            record("baseline", {"final": 91.3, "fc": 91.3})])
+    heads = [c for c in table.columns if c.endswith("top1")]
+    assert heads[0] == "final top1"
+    assert table.loc[0, "L top1"] == 90.0 and math.isnan(table.loc[1, "L top1"])
+    assert table["run"].tolist() == ["cross_x", "baseline"]
+
+
+def test_cost_breakdown_counts_the_merged_3x3_conv(model):
+    table = cost_breakdown(model, SIZE)
+    total_params = sum(p.numel() for p in model.parameters()) / 1e6
+    assert table.loc["total", "params (M)"] == pytest.approx(total_params)
+    components = table.drop(index="total")
+    assert components["params (M)"].sum() == pytest.approx(total_params)
+    # K_2: P = 2 groups of 256 -> 256 3x3 filters on the 4 x 4 map of U^{L-1}.
+    k2_macs = 2 * 256 * 256 * 9 * 4 * 4
+    assert table.loc["merge.antialias", f"GMACs @ {SIZE}px"] * 1e9 == pytest.approx(k2_macs)
+    assert components["MAC share (%)"].sum() == pytest.approx(100.0)
+    assert not model.training
+
+
+def test_plot_head_curves_draws_every_head_and_loss_term():
+    history = [{"epoch": e, "train": {"loss": 1.0 / e, "ce": 2.0 / e, "c3s": -1.0, "cl": 0.1},
+                "val_heads": {"final": 10.0 * e, "L": 8.0 * e, "L-1": 2.0 * e}} for e in (1, 2, 3)]
+    fig = plot_head_curves({"run": {"history": history}})
+    acc, loss = fig.axes[:2]
+    assert [line.get_label() for line in acc.get_lines()] == ["final", "L", "L-1"]
+    assert [line.get_label() for line in loss.get_lines()] == ["loss", "ce", "c3s", "cl"]
+    np.testing.assert_allclose(acc.get_lines()[2].get_ydata(), [2.0, 4.0, 6.0])
+    with pytest.raises(FGVCError, match="no history"):
+        plot_head_curves({"empty": {"history": []}})
