@@ -148,6 +148,11 @@ def resolve_config(method: str = "baseline", dataset: str = "synthetic",
     if unknown:
         raise FGVCError(f"unknown config keys {sorted(unknown)}",
                         f"use only: {', '.join(sorted(known))}")
+    if dataset == "synthetic" and values.get("resize_size") is None:
+        # The birds fill up to 90% of the width: the usual 8/7 resize + crop could cut a
+        # tail or beak disc, i.e. remove class evidence. Synthetic images are generated at
+        # image_size, so the crop is then a no-op and only the flip augments.
+        values["resize_size"] = values.get("image_size", TrainConfig.image_size)
     cfg = TrainConfig(**values)
     if cfg.backbone is None:
         cfg = replace(cfg, backbone=default_backbone(method))

@@ -150,4 +150,8 @@ def build_loaders(cfg: TrainConfig, device: torch.device, world_size: int = 1,
     info = {"name": cfg.dataset, "root": cfg.data_root, "num_classes": len(classes),
             "train_size": len(train), "val_size": len(val) if val else 0, "test_size": len(test),
             "synthetic": cfg.dataset == SYNTHETIC}
+    if cfg.dataset == SYNTHETIC:
+        from fgvc_lib.data.synthetic import GENERATOR_VERSION
+
+        info["generator_version"] = GENERATOR_VERSION
     return DataBundle(train_loader, val_loader, test_loader, len(classes), classes, info, sampler)

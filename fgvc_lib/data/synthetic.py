@@ -34,7 +34,7 @@ Other pairs of classes are drawn at random and usually differ in all slots.
 
 Intra-class variation (drawn per image, independent of the class): facing
 left or right, rotation (+-20 degrees), scale (bird length 73-90 % of the
-image side), position (the centre shifted up to 10 % of the image side,
+image side), position (the centre shifted up to 6 % of the image side,
 never cropping the bird), body colour (any hue, muted), background (a muted
 vertical gradient), background clutter (blobs and twig-like lines behind the
 bird), a small jitter of the part colours and of the pattern phase and
@@ -66,12 +66,13 @@ Implementation notes
   same scenes at 64 and 448 px (only the pixel noise differs).
 * Learnability was tuned at the smoke setting (ResNet-18 from scratch,
   64 px, 10 classes x 40 train / 20 test images, SGD lr 0.05, momentum 0.9,
-  weight decay 5e-4, batch 32, 5 epochs, 2 CPU cores, ~30 s): 58-61 % test
-  accuracy (chance 10 %) over three data seeds. With every class given the
-  same part appearance, the same run stays at chance (10.5 %): nothing
+  weight decay 5e-4, batch 32, 5 epochs, 2 CPU cores, 30-60 s): 64-72 %
+  test accuracy (chance 10 %) over three data seeds. With every class given
+  the same part appearance, the same run stays at chance (10.5 %): nothing
   outside the parts carries the class. What matters most at 64 px is the
   bird's size and placement: smaller birds (50-70 % scale, +-30 degrees)
-  gave ~45 %, shifts anywhere in the image ~50 %.
+  gave ~45 %; centre shifts of up to 10 % ~55 %, shifts anywhere the bird
+  fits ~50 %.
 * The class table (the appearance codes) depends only on ``seed`` and is
   prefix-stable: the first 10 classes are the same with ``num_classes=10``
   and ``num_classes=50``. Train and test images use seeds derived from
@@ -151,7 +152,7 @@ SCALE_RANGE = (0.58, 0.72)
 MAX_ROTATION_DEG = 20.0
 #: Largest shift of the bird's centre from the image centre (image units), before
 #: clipping to keep the whole bird inside.
-MAX_SHIFT = 0.1
+MAX_SHIFT = 0.06
 PART_COLOUR_JITTER = 0.035  # std of the RGB jitter of part colours
 NOISE_STD = 0.02  # pixel noise, in [0, 1] intensity units
 _MAX_BLOBS = 6
@@ -894,7 +895,7 @@ class SyntheticFGVC(FGVCDataset):
         return len(self._targets)
 
     def load_image(self, index: int) -> Image.Image:
-        return Image.fromarray(np.array(self.images[index]), mode="RGB")
+        return Image.fromarray(np.array(self.images[index]))  # (H, W, 3) uint8 -> RGB
 
     def __getitem__(self, index: int):
         image = self.load_image(index)

@@ -118,8 +118,9 @@ Choices the paper leaves open, and where the authors' released code differs:
     so ``S = 0`` is a stationary point: C3S cannot act on features that are
     uncorrelated across images. ``U^G`` is a BN output, zero-mean per
     channel over the batch in training mode, so ``S^G`` is ~0 at the start
-    and its C3S term begins with almost no gradient (it grows as BN's shift
-    learns). The same holds for a randomly initialised EfficientNet, whose
+    and its C3S term begins with almost no gradient. In our smoke runs it
+    stayed there: ``S^G`` was still ~0.00 after training, so the C3S term on
+    the merged maps never acted (see the chapter notebook). The same holds for a randomly initialised EfficientNet, whose
     stage outputs are signed (linear bottleneck); with its ImageNet weights
     ``S`` is 0.4-0.6 on CUB crops.
 22. **Cost.** ``K_2`` alone is ``2 x 1024 x 1024 x 3 x 3`` = 18.9M
