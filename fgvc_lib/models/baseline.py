@@ -37,7 +37,8 @@ BASELINE_RECIPE = {
 }
 
 
-@register_model("baseline", default_backbone="resnet50", paper_recipe=BASELINE_RECIPE)
+@register_model("baseline", default_backbone="resnet50", paper_recipe=BASELINE_RECIPE,
+                options=("pooling",))
 def baseline(num_classes: int, backbone: str = "resnet50", pretrained: bool = False,
              **opts) -> Baseline:
     return Baseline(num_classes, backbone, pretrained, **opts)

@@ -597,14 +597,11 @@ _OPTION_NAMES = tuple(
     if p.kind is inspect.Parameter.KEYWORD_ONLY) + ("weights",)
 
 
-@register_model("cmal", default_backbone="resnet50", paper_recipe=CMAL_RECIPE)
+@register_model("cmal", default_backbone="resnet50", paper_recipe=CMAL_RECIPE,
+                options=_OPTION_NAMES)
 def cmal(num_classes: int, backbone: str = "resnet50", pretrained: bool = False,
          **options: Any) -> CMALNet:
     """Build :class:`CMALNet`; ``options`` are the keyword options of the module docstring."""
-    unknown = sorted(set(options) - set(_OPTION_NAMES))
-    if unknown:
-        raise FGVCError(f"CMAL-Net: unknown option(s) {unknown}",
-                        f"use only: {', '.join(sorted(_OPTION_NAMES))}")
     return CMALNet(num_classes, backbone, pretrained, **options)
 
 

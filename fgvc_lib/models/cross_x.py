@@ -468,12 +468,9 @@ CROSS_X_RECIPE: dict[str, Any] = {
 }
 
 
-@register_model("cross_x", default_backbone="seresnet50", paper_recipe=CROSS_X_RECIPE)
+@register_model("cross_x", default_backbone="seresnet50", paper_recipe=CROSS_X_RECIPE,
+                options=_OPTION_NAMES)
 def cross_x(num_classes: int, backbone: str = "seresnet50", pretrained: bool = False,
             **opts: Any) -> CrossX:
     """Build :class:`CrossX`; ``opts`` are its keyword options (e.g. ``**ABLATIONS["C3S"]``)."""
-    unknown = sorted(set(opts) - set(_OPTION_NAMES))
-    if unknown:
-        raise FGVCError(f"unknown cross_x option(s) {unknown}",
-                        f"use only: {', '.join(_OPTION_NAMES)}")
     return CrossX(num_classes, backbone, pretrained, **opts)

@@ -15,14 +15,18 @@ from fgvc_lib.errors import FGVCError, unknown_name_error
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _DEFAULT_BACKBONES: dict[str, str] = {}
 _RECIPES: dict[str, dict[str, Any]] = {}
+_OPTIONS: dict[str, tuple[str, ...]] = {}
 
 
 def register_model(name: str, default_backbone: str = "resnet50",
-                   paper_recipe: dict[str, Any] | None = None) -> Callable:
+                   paper_recipe: dict[str, Any] | None = None,
+                   options: tuple[str, ...] | None = None) -> Callable:
     """Decorator: register ``fn(num_classes, backbone, pretrained, **opts) -> nn.Module``.
 
     ``paper_recipe`` holds the paper's training settings (keys of
     :class:`fgvc_lib.config.TrainConfig`); the ``full`` profile uses them.
+    ``options`` names the method's keyword options; :func:`build_model`
+    refuses any other with an error that lists them.
     """
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -31,6 +35,8 @@ def register_model(name: str, default_backbone: str = "resnet50",
         _MODELS[name] = fn
         _DEFAULT_BACKBONES[name] = default_backbone
         _RECIPES[name] = dict(paper_recipe or {})
+        if options is not None:
+            _OPTIONS[name] = tuple(options)
         return fn
 
     return wrap
@@ -82,6 +88,10 @@ def build_model(
         raise FGVCError(f"num_classes must be an integer >= 2, got {num_classes!r}",
                         "pass the number of classes of your dataset")
     backbone = backbone or _DEFAULT_BACKBONES[name]
+    unknown = sorted(set(paper_options) - set(_OPTIONS.get(name, paper_options)) - {"weights"})
+    if unknown:
+        raise FGVCError(f"method {name!r} has no option(s) {unknown}",
+                        f"use only: {', '.join(sorted(_OPTIONS[name]))}")
     # A local weights file only matters at construction; it is not part of the spec.
     weights = paper_options.pop("weights", None)
     extra = {"weights": weights} if weights is not None else {}

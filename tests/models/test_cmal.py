@@ -392,7 +392,7 @@ def test_loss_goes_down_on_a_fixed_batch():
     ({"expert_stages": (3, 1)}, "expert_stages"),
     ({"second_order_dim": 0}, "second_order_dim"),
     ({"mix_alpha": 0.0}, "mix_alpha"),
-    ({"threshold": 0.5}, "unknown option"),
+    ({"threshold": 0.5}, "has no option"),
 ])
 def test_bad_options_name_the_fix(options, message):
     with pytest.raises(FGVCError, match=message) as info:

@@ -314,7 +314,7 @@ def test_loss_goes_down_on_a_fixed_batch():
     ({"num_excitations": 0}, "num_excitations"),
     ({"osme": False, "c3s": False, "num_excitations": 3}, "needs OSME"),
     ({"excitation_reduction": 0}, "excitation_reduction"),
-    ({"parts": 2}, "unknown cross_x option"),
+    ({"parts": 2}, "has no option"),
 ])
 def test_bad_options_raise_fgvc_error(opts, message):
     with pytest.raises(FGVCError, match=message):
