@@ -230,6 +230,10 @@ class Trainer:
             return  # --resume on a fresh folder simply starts
         ckpt = load_checkpoint(path, map_location=self.device)
         check_compatible(ckpt["spec"], self.cfg.method, self.data.num_classes, path)
+        changed = config_changes(ckpt.get("config", {}), self.cfg.to_dict())
+        if changed:
+            raise FGVCError(f"{path} was trained with a different config ({', '.join(changed)})",
+                            "resume with the same settings, or choose another --out folder")
         unwrap(self.model).load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.history = list(ckpt.get("history", []))
@@ -356,6 +360,16 @@ class Trainer:
         }
 
 
+#: Settings that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = frozenset({"epochs", "num_workers", "compile", "eval_batch_size"})
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Names of settings that differ between two configs, ignoring those a resume may change."""
+    keys = (set(old) | set(new)) - RESUMABLE_CHANGES
+    return sorted(k for k in keys if old.get(k) != new.get(k))
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: str | None = None,
           progress: bool = True) -> dict[str, Any]:
     """Train and return the run record (also written to ``out_dir/results.json``)."""
@@ -373,6 +387,13 @@ def train_or_load(cfg: TrainConfig, out_dir: str | Path, device: str | None = No
         if rec.get("status") == "finished" and rec.get("config") == cfg.to_dict():
             rec["path"] = str(out_dir)
             return rec
+        changed = config_changes(rec.get("config", {}), cfg.to_dict())
+        if changed:
+            # A notebook whose settings (or whose library defaults) changed: the old run
+            # answers another question, so it is replaced rather than resumed.
+            if progress:
+                print(f"{out_dir}: config changed ({', '.join(changed)}); training afresh", flush=True)
+            retrain = True
     if retrain and out_dir.exists():
         shutil.rmtree(out_dir)
     rec = train(cfg, out_dir, resume=True, device=device, progress=progress)

@@ -113,3 +113,15 @@ def test_lr_schedules(scheduler, expected):
 def test_warmup_ramps_linearly():
     cfg = TrainConfig(epochs=10, scheduler="constant", warmup_epochs=3)
     assert [lr_factor(cfg, e) for e in range(5)] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
+
+
+def test_resume_refuses_a_changed_config(tmp_path, tiny_cfg):
+    Trainer(tiny_cfg(epochs=2), tmp_path / "run", progress=False).fit(stop_after_epoch=0)
+    with pytest.raises(FGVCError, match=r"different config \(lr\)"):
+        train(tiny_cfg(epochs=2, lr=0.01), tmp_path / "run", resume=True, progress=False)
+
+
+def test_train_or_load_replaces_a_run_whose_config_changed(tmp_path, tiny_cfg):
+    train_or_load(tiny_cfg(epochs=1), tmp_path / "run", progress=False)
+    rec = train_or_load(tiny_cfg(epochs=1, lr=0.01), tmp_path / "run", progress=False)
+    assert rec["config"]["lr"] == 0.01 and rec["status"] == "finished"
