@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 # --- nbclient stall fix (owned by the book; keep this block self-contained) ---
 # A notebook that imports torch and shows an ipywidgets `interact` cell can make
 # nbclient wait the *whole* cell timeout for a reply the kernel already sent
@@ -26,3 +28,19 @@ def _apply_nbclient_poll_patch() -> None:
 
 _apply_nbclient_poll_patch()
 # --- end of nbclient stall fix ---
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tests on one intra-op thread, then restore the setting.
+
+    Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine
+    OpenMP spin-waiting made each step ~15x slower. Opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

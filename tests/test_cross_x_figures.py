@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import fgvc_lib.models.cross_x  # noqa: F401  (registers "cross_x")
 from fgvc_lib.data.synthetic import SyntheticFGVC
@@ -23,12 +22,7 @@ from fgvc_lib.reports.cross_x_figures import (chance_slot_shares, cost_breakdown
 SIZE = 64  # resnet18 at 64 px: U^{L-1} and U^G 4x4, U^L 2x2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

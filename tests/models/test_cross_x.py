@@ -32,14 +32,7 @@ def _ctx(model: nn.Module, lr: float = 0.01) -> StepContext:
                        generator=torch.Generator().manual_seed(0), params=params)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from intra-op threads, and on a busy 2-core
-    # machine OpenMP spin-waiting made each step ~15x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
