@@ -223,6 +223,8 @@ def cmd_table(args: argparse.Namespace) -> int:
             "backbone", "pretrained", "weights", "epochs", "batch_size", "lr", "backbone_lr_mult", "image_size",
             "num_workers", "seed", "max_train_samples", "max_test_samples", "compile", "amp",
             "deterministic")}
+        if args.opt:
+            overrides["method_options"] = dict(args.opt)  # the rows' own options win
         run_table(args.table_id, args.out, dataset=args.dataset, profile=args.profile,
                   rows=args.rows, device=args.device, progress=not args.quiet,
                   data_root=args.data_root, **overrides)

@@ -147,3 +147,17 @@ def test_results_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "baseline" in out and "synthetic" in out and "smoke" in out
     assert main(["results", str(tmp_path / "empty")]) == 2
+
+
+def test_table_passes_method_options_under_the_rows_own(tmp_path, monkeypatch, capsys):
+    import fgvc_lib.reports as reports
+
+    seen = {}
+    monkeypatch.setattr(reports, "run_table", lambda table_id, out, **kw: seen.update(kw))
+    assert main(["table", "cmal.table3", "--out", str(tmp_path), "--opt", "cv=256",
+                 "--image-size", "96"]) == 0
+    assert seen["method_options"] == {"cv": 256} and seen["image_size"] == 96
+    cfg = reports.row_config(reports.get_table("cmal.table3"), reports.get_table("cmal.table3").rows[0],
+                             "synthetic", "smoke", method_options=seen["method_options"])
+    assert cfg.method_options == {"cv": 256, "augmentation": "mda", "pooling": "max", "t": 0.1}
+    assert "t = 0.1" in capsys.readouterr().out

@@ -42,8 +42,15 @@ def stratified_split(targets: list[int], val_fraction: float, seed: int) -> tupl
 def _subsample(ds: Dataset, n: int, seed: int) -> Dataset:
     if n <= 0 or n >= len(ds):
         return ds
+    # Deal the samples out class by class (each class shuffled), so that any n keeps
+    # the classes balanced; per-class rounding would keep nothing when n < classes x 2.
     targets = ds.targets  # type: ignore[attr-defined]
-    keep, _ = stratified_split(targets, 1.0 - n / len(ds), seed)
+    rng = np.random.default_rng(seed)
+    targets_arr = np.asarray(targets)
+    per_class = [rng.permutation(np.flatnonzero(targets_arr == c)) for c in np.unique(targets_arr)]
+    dealt = [idx[rank] for rank in range(max(len(i) for i in per_class))
+             for idx in per_class if rank < len(idx)]
+    keep = sorted(int(i) for i in dealt[:n])
     sub = Subset(ds, keep)
     sub.targets = [targets[i] for i in keep]  # type: ignore[attr-defined]
     return sub

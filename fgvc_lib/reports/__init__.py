@@ -42,6 +42,9 @@ class TableRow:
     #: Column -> head overrides for this row.
     heads: dict[str, str | None] = field(default_factory=dict)
     note: str = ""
+    #: ``"<table id>:<row label>"``: this row's configuration is that row's, so
+    #: one run (kept under that row's folder) serves both tables.
+    same_run_as: str | None = None
 
     @property
     def slug(self) -> str:
@@ -103,7 +106,28 @@ def row_config(table: PaperTable, row: TableRow, dataset: str, profile: str | No
 
 
 def run_dir(out_root: str | Path, table: PaperTable, row: TableRow) -> Path:
+    """Where ``row``'s run lives: ``OUT/<table id>/<row slug>``, or the folder of
+    the row it shares a run with (``same_run_as``)."""
+    if row.same_run_as:
+        table, row = shared_row(row)
     return Path(out_root) / table.id / row.slug
+
+
+def shared_row(row: TableRow) -> tuple[PaperTable, TableRow]:
+    """The table and row named by ``row.same_run_as``."""
+    ref_table_id, sep, ref_label = (row.same_run_as or "").partition(":")
+    if not sep:
+        raise FGVCError(f"row {row.label!r}: same_run_as must read '<table id>:<row label>', "
+                        f"got {row.same_run_as!r}", "fix the table's JSON file")
+    ref_table = get_table(ref_table_id)
+    for candidate in ref_table.rows:
+        if candidate.label == ref_label:
+            if candidate.same_run_as or not candidate.method:
+                raise FGVCError(f"row {row.label!r} shares the run of {row.same_run_as!r}, "
+                                "which has no run of its own", "point same_run_as at a training row")
+            return ref_table, candidate
+    raise FGVCError(f"row {row.label!r}: {ref_table_id} has no row {ref_label!r}",
+                    f"use one of: {', '.join(r.label for r in ref_table.rows)}")
 
 
 def run_table(table_id: str, out_root: str | Path, dataset: str = "synthetic",
@@ -122,6 +146,16 @@ def run_table(table_id: str, out_root: str | Path, dataset: str = "synthetic",
         if rows is not None and row.label not in rows:
             continue
         cfg = row_config(table, row, dataset, profile, **overrides)
+        if row.same_run_as:
+            ref_table, ref_row = shared_row(row)
+            ref_cfg = row_config(ref_table, ref_row, dataset, profile, **overrides)
+            if ref_cfg != cfg:
+                diff = {k: (v, ref_cfg.to_dict()[k]) for k, v in cfg.to_dict().items()
+                        if ref_cfg.to_dict()[k] != v}
+                raise FGVCError(f"{table.id} row {row.label!r} says it is the same run as "
+                                f"{row.same_run_as!r}, but their configs differ: {diff}",
+                                "make the two rows' options equal in the table's JSON file, "
+                                "or drop same_run_as")
         if progress:
             print(f"[{table.id}] {row.label}", flush=True)
         records[row.label] = train_or_load(cfg, run_dir(out_root, table, row), device=device,
