@@ -26,7 +26,15 @@ def utc_now() -> str:
 
 
 def git_info(path: str | Path | None = None) -> dict[str, Any]:
-    """Commit and dirty flag of the repository holding ``path`` (this library by default)."""
+    """Commit and dirty flag of the repository holding ``path`` (this library by default).
+
+    ``$FGVC_GIT_COMMIT``, when set, wins: a copy of the tree sent to another
+    machine may carry a stale ``.git`` (or none), and whoever sends it knows
+    the commit it is.
+    """
+    if os.environ.get("FGVC_GIT_COMMIT"):
+        return {"commit": os.environ["FGVC_GIT_COMMIT"], "dirty": None,
+                "source": "FGVC_GIT_COMMIT"}
     path = Path(path or Path(__file__).resolve().parent)
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
@@ -35,7 +43,7 @@ def git_info(path: str | Path | None = None) -> dict[str, Any]:
                                 capture_output=True, text=True, timeout=10, check=True).stdout
         return {"commit": commit, "dirty": bool(status.strip())}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": os.environ.get("FGVC_GIT_COMMIT", "unknown"), "dirty": None}
+        return {"commit": "unknown", "dirty": None}
 
 
 def device_info(device: torch.device) -> dict[str, Any]:

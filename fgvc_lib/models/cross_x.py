@@ -90,11 +90,19 @@ Choices the paper leaves open, and where the authors' released code differs:
     reaches ``Pr^L``; the released code, which produced the paper's
     numbers, does the same. ``True`` gives the knowledge-distillation
     reading of Sec. 3.3 (``Pr^L`` as a fixed soft target).
-15. **Data term.** ``data_loss="mixture"`` (default): Eq. (9) on the
-    prediction of Eq. (7), normalised to a distribution,
-    ``-log(Pr_y / B)`` with ``B`` the number of branches.
+15. **Data term.** ``data_loss="per_branch"`` (default): Eq. (9) on each
+    branch's own prediction ``f(U)``, summed over the branches, so that each
+    term of Eq. (7) is itself a trained class distribution.
+    ``"mixture"``: Eq. (9) read literally, on the prediction of Eq. (7)
+    normalised to a distribution, ``-log(Pr_y / B)`` with ``B`` the number of
+    branches. It lets a branch collapse: a branch whose first logits are large
+    and wrong (GMP on ``U^{L-1}`` does this) gets a gradient proportional to
+    the probability it gives the true class, i.e. almost none, and then
+    dominates Eq. (7) with a confident wrong class. GPU runs with this
+    default (until the session-C commit) ended at chance in every row with a
+    GMP head on ``U^{L-1}`` and no CL, while the ``L`` head alone reached 80%.
     ``"summed_logits"``: one cross-entropy on ``z_L + z_{L-1} + z_G`` (the
-    released code). ``"per_branch"``: one cross-entropy per branch, summed.
+    released code); no branch is then trained to be a distribution of its own.
 16. **Final logits.** ``ModelOutput.logits = log(Pr / B)``, the log of the
     mean of the branch softmaxes, for every ``data_loss``: ``softmax(logits)``
     is ``Pr / B`` and ``argmax`` is Eq. (7)'s prediction. With one branch it
@@ -233,7 +241,7 @@ class CrossX(FGVCModel):
                  weights: str | None = None, *, num_excitations: int | None = None,
                  osme: bool = True, c3s: bool = True, mid: bool = True, merged: bool = True,
                  cl: bool = True, pooling_mid: str = "avg", lambda1: float = 1.0,
-                 lambda2: float = 1.0, lambda3: float = 1.0, data_loss: str = "mixture",
+                 lambda2: float = 1.0, lambda3: float = 1.0, data_loss: str = "per_branch",
                  cl_detach_target: bool = False, osme_placement: str = "auto",
                  excitation_reduction: int = 16, merge_order: str = "eq5") -> None:
         num_parts = _check_options(

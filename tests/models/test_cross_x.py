@@ -16,6 +16,7 @@ from fgvc_lib.errors import FGVCError
 from fgvc_lib.models.blocks.osme import (OSME, part_activation_maps, residual_block_parts,
                                          residual_block_plain)
 from fgvc_lib.models.cross_x import ABLATIONS, TABLE2, CrossX, MergedPartMaps
+from fgvc_lib.models.output import ModelOutput
 from fgvc_lib.models.registry import available_models, build_model, default_backbone, paper_recipe
 
 K = 4  # classes
@@ -177,7 +178,30 @@ def test_data_loss_variants(full_model):
             torch.testing.assert_close(terms["ce"], value)
             torch.testing.assert_close(terms["loss"], terms["ce"] + terms["c3s"] + terms["cl"])
     finally:
-        full_model.data_loss = "mixture"
+        full_model.data_loss = "per_branch"
+
+
+def test_the_default_data_term_still_trains_a_confidently_wrong_branch(full_model):
+    # Eq. (9) on the mixture of Eq. (7) gives such a branch (almost) no gradient, so it
+    # stays wrong and then outvotes the others; one cross-entropy per branch does not.
+    assert full_model.data_loss == "per_branch"
+    y = torch.tensor([0, 1])
+    grads = {}
+    for kind in ("mixture", "per_branch"):
+        right = torch.tensor([[6.0, 0.0, 0.0, 0.0], [0.0, 6.0, 0.0, 0.0]], requires_grad=True)
+        wrong = torch.tensor([[0.0, 0.0, 40.0, 0.0], [0.0, 0.0, 40.0, 0.0]], requires_grad=True)
+        heads = {"L": right, "L-1": wrong}
+        logits = torch.logsumexp(torch.stack([F.log_softmax(h, -1) for h in heads.values()]), 0)
+        out = ModelOutput(logits=logits - math.log(2), heads=heads, extras={"S": {}})
+        full_model.data_loss = kind
+        try:
+            full_model.losses(out, y)["ce"].backward()
+        finally:
+            full_model.data_loss = "per_branch"
+        grads[kind] = wrong.grad.norm().item()
+        final = (F.softmax(right, -1) + F.softmax(wrong, -1)).argmax(1)
+        assert final.tolist() == [2, 2]  # the wrong branch outvotes the right one in Eq. (7)
+    assert grads["mixture"] < 1e-6 < 0.5 < grads["per_branch"]
 
 
 def test_cam_layers_are_called_and_return_part_maps(full_model):
