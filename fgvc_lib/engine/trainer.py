@@ -407,8 +407,11 @@ def load_trained_model(run_dir: str | Path, which: str = "last",
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(run_dir / (CHECKPOINT if which == "last" else BEST_WEIGHTS), device)
     spec = ckpt["spec"]
+    # Rebuild with every option the run used, so a default changed since then does not
+    # change the model (older checkpoints only have the options that were given).
+    options = spec.get("resolved_options", spec.get("options", {}))
     model = build_model(spec["method"], spec["num_classes"], backbone=spec["backbone"],
-                        pretrained=False, **spec.get("options", {}))
+                        pretrained=False, **options)
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()
 

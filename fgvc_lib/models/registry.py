@@ -6,6 +6,7 @@ A model module registers a builder with :func:`register_model`; users call
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 import torch.nn as nn
@@ -103,10 +104,25 @@ def build_model(
             raise
         raise FGVCError(f"method {name!r} has no option: {exc}",
                         f"see help(fgvc_lib.models.{name}) for the options it accepts") from exc
-    # Recorded so checkpoints can refuse a mismatched method or class count.
+    # Recorded so checkpoints can refuse a mismatched method or class count, and so a
+    # record says every option the model ran with, defaults included: a later change of
+    # a default must not silently change what an old record or checkpoint means.
     model.fgvc_spec = {"method": name, "num_classes": num_classes, "backbone": backbone,
-                       "options": dict(paper_options)}
+                       "options": dict(paper_options),
+                       "resolved_options": resolved_options(model, name, paper_options)}
     return model
+
+
+def resolved_options(model: nn.Module, name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """Every method option of ``model``: the ones given, and the defaults of its class."""
+    allowed = set(_OPTIONS.get(name, ()))
+    resolved: dict[str, Any] = {}
+    for param in inspect.signature(type(model).__init__).parameters.values():
+        if param.name in allowed and param.default is not inspect.Parameter.empty:
+            default = param.default
+            resolved[param.name] = list(default) if isinstance(default, tuple) else default
+    resolved.update(given)
+    return resolved
 
 
 def _import_model_modules() -> None:
