@@ -150,8 +150,8 @@ def run_table(table_id: str, out_root: str | Path, dataset: str = "synthetic",
             ref_table, ref_row = shared_row(row)
             ref_cfg = row_config(ref_table, ref_row, dataset, profile, **overrides)
             if ref_cfg != cfg:
-                diff = {k: (v, ref_cfg.to_dict()[k]) for k, v in cfg.to_dict().items()
-                        if ref_cfg.to_dict()[k] != v}
+                ours, theirs = cfg.to_dict(), ref_cfg.to_dict()
+                diff = {k: (v, theirs[k]) for k, v in ours.items() if theirs[k] != v}
                 raise FGVCError(f"{table.id} row {row.label!r} says it is the same run as "
                                 f"{row.same_run_as!r}, but their configs differ: {diff}",
                                 "make the two rows' options equal in the table's JSON file, "
