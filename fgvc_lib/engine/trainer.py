@@ -37,7 +37,7 @@ from fgvc_lib.engine.distributed import (DistInfo, barrier, cleanup, init_distri
 from fgvc_lib.engine.metrics import accuracy_metrics
 from fgvc_lib.engine.step import StepContext
 from fgvc_lib.errors import FGVCError
-from fgvc_lib.models.registry import build_model
+from fgvc_lib.models.registry import build_model, recorded_options, resolved_options
 from fgvc_lib.results import RESULTS_FILE, load_results, provenance, utc_now, write_json_atomic
 
 CHECKPOINT = "checkpoint.pt"
@@ -231,9 +231,11 @@ class Trainer:
         ckpt = load_checkpoint(path, map_location=self.device)
         check_compatible(ckpt["spec"], self.cfg.method, self.data.num_classes, path)
         changed = config_changes(ckpt.get("config", {}), self.cfg.to_dict())
+        changed += [f"default {c}" for c in default_changes(ckpt.get("spec"), self.cfg)]
         if changed:
             raise FGVCError(f"{path} was trained with a different config ({', '.join(changed)})",
-                            "resume with the same settings, or choose another --out folder")
+                            "resume with the same settings (name a changed default with --opt), "
+                            "or choose another --out folder")
         unwrap(self.model).load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.history = list(ckpt.get("history", []))
@@ -370,6 +372,20 @@ def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(k for k in keys if old.get(k) != new.get(k))
 
 
+def default_changes(old_spec: dict[str, Any] | None, cfg: TrainConfig) -> list[str]:
+    """Method options a run (its record's or checkpoint's spec) used that ``cfg`` would not.
+
+    Equal configs can still train different models when a library default changed in
+    between (Cross-X's data term did); each entry says ``option: old -> new``.
+    """
+    if not old_spec or old_spec.get("method") != cfg.method:
+        return []  # no spec to compare, or another method: config_changes says so
+    old = recorded_options(old_spec)
+    new = resolved_options(cfg.method, cfg.method_options)
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)]
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: str | None = None,
           progress: bool = True) -> dict[str, Any]:
     """Train and return the run record (also written to ``out_dir/results.json``)."""
@@ -384,10 +400,11 @@ def train_or_load(cfg: TrainConfig, out_dir: str | Path, device: str | None = No
     path = out_dir / RESULTS_FILE
     if path.exists() and not retrain:
         rec = load_results(path)
-        if rec.get("status") == "finished" and rec.get("config") == cfg.to_dict():
+        changed = config_changes(rec.get("config", {}), cfg.to_dict())
+        changed += [f"default {c}" for c in default_changes(rec.get("spec"), cfg)]
+        if rec.get("status") == "finished" and rec.get("config") == cfg.to_dict() and not changed:
             rec["path"] = str(out_dir)
             return rec
-        changed = config_changes(rec.get("config", {}), cfg.to_dict())
         if changed:
             # A notebook whose settings (or whose library defaults) changed: the old run
             # answers another question, so it is replaced rather than resumed.
@@ -408,8 +425,8 @@ def load_trained_model(run_dir: str | Path, which: str = "last",
     ckpt = load_checkpoint(run_dir / (CHECKPOINT if which == "last" else BEST_WEIGHTS), device)
     spec = ckpt["spec"]
     # Rebuild with every option the run used, so a default changed since then does not
-    # change the model (older checkpoints only have the options that were given).
-    options = spec.get("resolved_options", spec.get("options", {}))
+    # change the model.
+    options = recorded_options(spec)
     model = build_model(spec["method"], spec["num_classes"], backbone=spec["backbone"],
                         pretrained=False, **options)
     model.load_state_dict(ckpt["model"])

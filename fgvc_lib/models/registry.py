@@ -109,20 +109,53 @@ def build_model(
     # a default must not silently change what an old record or checkpoint means.
     model.fgvc_spec = {"method": name, "num_classes": num_classes, "backbone": backbone,
                        "options": dict(paper_options),
-                       "resolved_options": resolved_options(model, name, paper_options)}
+                       "resolved_options": resolved_options(name, paper_options)}
     return model
 
 
-def resolved_options(model: nn.Module, name: str, given: dict[str, Any]) -> dict[str, Any]:
-    """Every method option of ``model``: the ones given, and the defaults of its class."""
+# Defaults that changed before records and checkpoints kept their resolved options
+# (commit 9934820): a spec without ``resolved_options`` ran with these old values.
+DEFAULTS_BEFORE_RESOLVED_OPTIONS: dict[str, dict[str, Any]] = {
+    "cross_x": {"data_loss": "mixture"},   # "per_branch" since commit cdb7100
+}
+
+
+def default_options(name: str) -> dict[str, Any]:
+    """The method options of ``name`` at their current defaults (JSON-ready: tuples as lists)."""
+    _import_model_modules()
+    if name not in _MODELS:
+        raise unknown_name_error("method", name, list(_MODELS))
     allowed = set(_OPTIONS.get(name, ()))
-    resolved: dict[str, Any] = {}
-    for param in inspect.signature(type(model).__init__).parameters.values():
-        if param.name in allowed and param.default is not inspect.Parameter.empty:
-            default = param.default
-            resolved[param.name] = list(default) if isinstance(default, tuple) else default
-    resolved.update(given)
-    return resolved
+    builder = inspect.signature(_MODELS[name], eval_str=True)
+    # Builders pass options on to the model class they return; its __init__ holds the defaults.
+    signatures = [builder]
+    if inspect.isclass(builder.return_annotation):
+        signatures.insert(0, inspect.signature(builder.return_annotation))
+    defaults: dict[str, Any] = {}
+    for signature in signatures:
+        for param in signature.parameters.values():
+            if param.name in allowed and param.default is not inspect.Parameter.empty:
+                default = param.default
+                defaults[param.name] = list(default) if isinstance(default, tuple) else default
+    return defaults
+
+
+def resolved_options(name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """Every method option a model of ``name`` built with ``given`` runs with, defaults included."""
+    return {**default_options(name), **given}
+
+
+def recorded_options(spec: dict[str, Any]) -> dict[str, Any]:
+    """Every option the run behind ``spec`` (a record's or a checkpoint's) used.
+
+    Newer specs say so themselves (``resolved_options``); for older ones the options
+    given are completed with the defaults of that time, so that a default changed since
+    (:data:`DEFAULTS_BEFORE_RESOLVED_OPTIONS`) is not mistaken for what the run did.
+    """
+    if "resolved_options" in spec:
+        return dict(spec["resolved_options"])
+    legacy = DEFAULTS_BEFORE_RESOLVED_OPTIONS.get(spec["method"], {})
+    return {**default_options(spec["method"]), **legacy, **spec.get("options", {})}
 
 
 def _import_model_modules() -> None:

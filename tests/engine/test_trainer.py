@@ -125,3 +125,48 @@ def test_train_or_load_replaces_a_run_whose_config_changed(tmp_path, tiny_cfg):
     train_or_load(tiny_cfg(epochs=1), tmp_path / "run", progress=False)
     rec = train_or_load(tiny_cfg(epochs=1, lr=0.01), tmp_path / "run", progress=False)
     assert rec["config"]["lr"] == 0.01 and rec["status"] == "finished"
+
+
+def _as_if_made_when_pooling_defaulted_to_max(path):
+    # Rewrite a record or checkpoint as a run made under another library default.
+    if path.suffix == ".json":
+        rec = json.loads(path.read_text())
+        rec["spec"]["resolved_options"]["pooling"] = "max"
+        path.write_text(json.dumps(rec))
+    else:
+        ckpt = load_checkpoint(path)
+        ckpt["spec"]["resolved_options"]["pooling"] = "max"
+        atomic_torch_save(ckpt, path)
+
+
+def test_train_or_load_retrains_when_a_library_default_changed(tmp_path, tiny_cfg, capsys):
+    # Same config, but the run's model used another default: loading it would present an
+    # old model as today's.
+    train_or_load(tiny_cfg(epochs=1), tmp_path / "run", progress=False)
+    _as_if_made_when_pooling_defaulted_to_max(tmp_path / "run" / "results.json")
+    rec = train_or_load(tiny_cfg(epochs=1), tmp_path / "run", progress=True)
+    assert "default pooling: 'max' -> 'avg'" in capsys.readouterr().out
+    assert rec["spec"]["resolved_options"]["pooling"] == "avg" and rec["status"] == "finished"
+    assert train_or_load(tiny_cfg(epochs=1), tmp_path / "run", progress=False)["provenance"] \
+        == rec["provenance"], "an up-to-date run is reused"
+
+
+def test_resume_refuses_a_checkpoint_made_under_another_default(tmp_path, tiny_cfg):
+    Trainer(tiny_cfg(epochs=2), tmp_path / "run", progress=False).fit(stop_after_epoch=0)
+    _as_if_made_when_pooling_defaulted_to_max(tmp_path / "run" / CHECKPOINT)
+    with pytest.raises(FGVCError, match=r"default pooling: .max. -> .avg.*fix: .*--opt"):
+        train(tiny_cfg(epochs=2), tmp_path / "run", resume=True, progress=False)
+
+
+def test_default_changes_reads_old_cross_x_records_as_mixture():
+    # Records made before resolved_options existed ran Cross-X with the mixture data term.
+    from fgvc_lib.config import resolve_config
+    from fgvc_lib.engine.trainer import default_changes
+
+    cfg = resolve_config("cross_x", "synthetic", "smoke")
+    assert default_changes({"method": "cross_x", "options": {}}, cfg) == [
+        "data_loss: 'mixture' -> 'per_branch'"]
+    assert default_changes({"method": "cross_x", "options": {"data_loss": "per_branch"}}, cfg) == []
+    named = resolve_config("cross_x", "synthetic", "smoke", method_options={"data_loss": "mixture"})
+    assert default_changes({"method": "cross_x", "options": {}}, named) == []
+    assert default_changes({"method": "baseline", "options": {}}, cfg) == [], "other method"

@@ -49,3 +49,18 @@ def test_unknown_method_and_option_name_the_fix():
     with pytest.raises(FGVCError, match="use only"):
         build_model("cmal", 5, backbone="resnet18", temperature=2.0)
     assert {"baseline", "cmal", "cross_x"} <= set(available_models())
+
+
+def test_an_old_spec_without_resolved_options_reads_with_the_defaults_of_its_time():
+    from fgvc_lib.models.registry import default_options, recorded_options
+
+    old_cross_x = {"method": "cross_x", "options": {"cl": False}}
+    options = recorded_options(old_cross_x)
+    assert options["data_loss"] == "mixture", "Cross-X's default before commit cdb7100"
+    assert options["cl"] is False and options["c3s"] is True
+    assert set(options) == set(default_options("cross_x"))
+    assert recorded_options({"method": "cross_x", "options": {"data_loss": "summed_logits"}})[
+        "data_loss"] == "summed_logits", "a given option wins"
+    assert recorded_options({"method": "cmal", "options": {}}) == default_options("cmal")
+    new = build_model("cross_x", 5, backbone="resnet18").fgvc_spec
+    assert recorded_options(new) == new["resolved_options"]
