@@ -144,6 +144,21 @@ def test_per_head_table_puts_final_first_and_leaves_missing_heads_empty():
     assert table["run"].tolist() == ["cross_x", "baseline"]
 
 
+def test_per_head_table_shows_the_options_each_run_used():
+    def record(name, method, spec_options):
+        return {"path": f"/x/{name}", "config": {"method": method, "backbone": "resnet18",
+                                                 "dataset": "cub_list", "image_size": 128,
+                                                 "epochs": 5},
+                "spec": {"method": method, **spec_options},
+                "metrics": {"test": {"final": {"top1": 50.0}}}}
+
+    table = per_head_table([
+        record("old", "cross_x", {"options": {}}),   # made before resolved_options existed
+        record("new", "cross_x", {"options": {}, "resolved_options": {"data_loss": "per_branch"}}),
+        record("plain", "baseline", {"options": {}})], options=("data_loss",))
+    assert table["data_loss"].tolist() == ["mixture", "per_branch", "-"]
+
+
 def test_cost_breakdown_counts_the_merged_3x3_conv(model):
     table = cost_breakdown(model, SIZE)
     total_params = sum(p.numel() for p in model.parameters()) / 1e6

@@ -378,11 +378,18 @@ def excitation_report(model: nn.Module, dataset, image_size: int, normalizer: nn
 
 
 def per_head_table(runs: Iterable[Mapping[str, Any]], split: str = "test",
-                   metric: str = "top1"):
+                   metric: str = "top1", options: Sequence[str] = ()):
     """One row per recorded run, one column per head (``final`` first), plus what
-    produced it (method, backbone, dataset, image size, epochs, device)."""
+    produced it (method, backbone, dataset, image size, epochs, device).
+
+    ``options``: method options to show as columns, as the run used them (defaults of
+    its time included, :func:`fgvc_lib.models.registry.recorded_options`); ``-`` where
+    the run's method has no such option.
+    """
     import pandas as pd
     from pathlib import Path
+
+    from fgvc_lib.models.registry import recorded_options
 
     rows = []
     for rec in runs:
@@ -393,6 +400,8 @@ def per_head_table(runs: Iterable[Mapping[str, Any]], split: str = "test",
             "image_size": cfg["image_size"], "epochs": cfg["epochs"],
             "device": rec.get("provenance", {}).get("device", {}).get("name"),
         }
+        used = recorded_options(rec["spec"]) if options and "spec" in rec else {}
+        row.update({name: used.get(name, "-") for name in options})
         metrics = rec.get("metrics", {}).get(split, {})
         for head in ["final", *[h for h in metrics if h != "final"]]:
             if head in metrics:
