@@ -230,8 +230,7 @@ class Trainer:
             return  # --resume on a fresh folder simply starts
         ckpt = load_checkpoint(path, map_location=self.device)
         check_compatible(ckpt["spec"], self.cfg.method, self.data.num_classes, path)
-        changed = config_changes(ckpt.get("config", {}), self.cfg.to_dict())
-        changed += [f"default {c}" for c in default_changes(ckpt.get("spec"), self.cfg)]
+        changed = changes_since(ckpt, self.cfg)
         if changed:
             raise FGVCError(f"{path} was trained with a different config ({', '.join(changed)})",
                             "resume with the same settings (name a changed default with --opt), "
@@ -386,6 +385,14 @@ def default_changes(old_spec: dict[str, Any] | None, cfg: TrainConfig) -> list[s
             if old.get(k) != new.get(k)]
 
 
+def changes_since(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
+    """What ``cfg`` would do differently from the run behind ``saved`` (a record or a
+    checkpoint): its settings (:func:`config_changes`), then its method options whose
+    library default changed (:func:`default_changes`, prefixed ``default``)."""
+    return (config_changes(saved.get("config", {}), cfg.to_dict())
+            + [f"default {c}" for c in default_changes(saved.get("spec"), cfg)])
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: str | None = None,
           progress: bool = True) -> dict[str, Any]:
     """Train and return the run record (also written to ``out_dir/results.json``)."""
@@ -400,8 +407,7 @@ def train_or_load(cfg: TrainConfig, out_dir: str | Path, device: str | None = No
     path = out_dir / RESULTS_FILE
     if path.exists() and not retrain:
         rec = load_results(path)
-        changed = config_changes(rec.get("config", {}), cfg.to_dict())
-        changed += [f"default {c}" for c in default_changes(rec.get("spec"), cfg)]
+        changed = changes_since(rec, cfg)
         if rec.get("status") == "finished" and rec.get("config") == cfg.to_dict() and not changed:
             rec["path"] = str(out_dir)
             return rec
