@@ -4,7 +4,7 @@ inference throughput, peak GPU memory; optionally beside a plain ResNet-50
 training step timed in the same run, and through a real DataLoader.
 
 A training step is the model's own ``training_step`` with a
-:class:`fgvc_lib.engine.step.StepContext` and SGD, exactly as the trainer
+:class:`fgvc_lib.models.step.StepContext` and SGD, exactly as the trainer
 runs it: CMAL-Net's N+2 optimiser steps on one batch count as one batch.
 Speed is measured here, never in timed tests. See ``benchmarks/README.md``.
 
@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
 import math
 import shlex
 import statistics
@@ -137,18 +136,9 @@ def _log(message: str) -> None:
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
-    from fgvc_lib.errors import FGVCError
+    from fgvc_lib.io import parse_key_value
 
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise FGVCError(f"--option {pair!r} is not KEY=VALUE", "write e.g. --option cv=1024")
-        key, value = pair.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+    return dict(parse_key_value(pair) for pair in pairs)
 
 
 def timed_windows(step: Callable[[], Any], warmup: int, steps: int, repeats: int,
@@ -305,7 +295,7 @@ class Bench:
     def context(self, model, forward):
         import torch
 
-        from fgvc_lib.engine.step import StepContext
+        from fgvc_lib.models.step import StepContext
 
         optimizer = torch.optim.SGD(model.param_groups(self.args.lr, weight_decay=5e-4),
                                     lr=self.args.lr, momentum=0.9)
@@ -411,6 +401,7 @@ class Bench:
             raise FGVCError("--loader needs fgvc_lib.data.synthetic, which is not importable",
                             "update the checkout, or run without --loader") from exc
         from fgvc_lib.data.transforms import DeviceNormalize, train_transform
+        from fgvc_lib.models.backbones import input_normalization
 
         a, r = self.args, self.results
         classes = max(2, min(a.num_classes, getattr(synthetic, "MAX_CLASSES", 10), 10))
@@ -427,7 +418,8 @@ class Bench:
                                 persistent_workers=workers > 0,
                                 prefetch_factor=4 if workers > 0 else None,
                                 generator=torch.Generator().manual_seed(a.seed))
-            normalizer = DeviceNormalize(channels_last=a.channels_last).to(self.device)
+            normalizer = DeviceNormalize(*input_normalization(model),
+                                         channels_last=a.channels_last).to(self.device)
 
             def batches():
                 while True:

@@ -22,17 +22,6 @@ from fgvc_lib.errors import FGVCError
 EXIT_USAGE = 2
 
 
-def _method_option(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, raw = text.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw  # plain strings need no quotes: --opt augmentation=mda
-    return key.strip(), value
-
-
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to train")
     g.add_argument("--method", default="baseline",
@@ -50,13 +39,20 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                    help="random initialisation")
     g.add_argument("--weights", default=None, help="local backbone state-dict file")
-    g.add_argument("--opt", action="append", type=_method_option, default=[], metavar="KEY=VALUE",
-                   help="method option, repeatable (e.g. --opt t=0.5 --opt pooling=max)")
+    g.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="method option, repeatable (e.g. --opt t=0.5 --opt pooling=max); "
+                        "`fgvc models` lists each method's options")
     h = p.add_argument_group("overrides of the profile")
     h.add_argument("--epochs", type=int)
     h.add_argument("--batch-size", type=int, help="global batch size (split across GPUs)")
     h.add_argument("--lr", type=float, help="base learning rate of the new layers")
     h.add_argument("--image-size", type=int, help="training/test crop size in pixels")
+    h.add_argument("--resize-size", type=int,
+                   help="resize the shorter side to this before cropping (default: image size "
+                        "x 8/7; the synthetic data: the image size)")
+    h.add_argument("--weight-decay", type=float, help="L2 weight decay (not on biases and norms)")
+    h.add_argument("--warmup-epochs", type=int, help="linear learning-rate warm-up, in epochs")
+    h.add_argument("--label-smoothing", type=float, help="label smoothing of the cross-entropy")
     h.add_argument("--backbone-lr-mult", type=float,
                    help="backbone learning rate = lr x this (e.g. 0.1 when fine-tuning)")
     h.add_argument("--workers", type=int, dest="num_workers", help="data loader workers")
@@ -115,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-train", action="store_true", help="only print what is recorded")
     _add_run_arguments(t)
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    pr = sub.add_parser("probe", help="linear probe on frozen backbone features (the floor of a "
+                        "fine-tune)", description="Fit a logistic regression on the frozen, "
+                        "average-pooled last-stage features of --backbone (weight decay chosen "
+                        "on the validation split) and write OUT/results.json like a run.")
+    _add_run_arguments(pr)
+    pr.add_argument("--out", required=True, help="output folder for the probe's record")
+    pr.add_argument("--quiet", action="store_true", help="no progress lines")
     sub.add_parser("tables", help="list the paper tables the book reproduces",
                    description="List the paper tables the book reproduces.")
     r = sub.add_parser("results", help="table of recorded runs under a folder",
@@ -124,17 +127,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: TrainConfig settings that ``train`` / ``table`` / ``probe`` flags override.
+RUN_SETTINGS = ("backbone", "pretrained", "weights", "epochs", "batch_size", "lr",
+                "backbone_lr_mult", "image_size", "resize_size", "weight_decay", "warmup_epochs",
+                "label_smoothing", "num_workers", "seed", "max_train_samples",
+                "max_test_samples", "compile", "amp", "deterministic")
+
+
 def _config_from_args(args: argparse.Namespace):
     from fgvc_lib.config import resolve_config
 
-    overrides = {k: getattr(args, k, None) for k in (
-        "backbone", "pretrained", "weights", "epochs", "batch_size", "lr", "backbone_lr_mult", "image_size",
-        "num_workers", "seed", "max_train_samples", "max_test_samples", "compile", "amp",
-        "deterministic")}
+    overrides = {k: getattr(args, k, None) for k in RUN_SETTINGS}
     overrides["data_root"] = args.data_root
     if args.opt:
-        overrides["method_options"] = dict(args.opt)
+        overrides["method_options"] = _method_options(args.opt)
     return resolve_config(args.method, args.dataset, args.profile, **overrides)
+
+
+def _method_options(items: Sequence[str]) -> dict[str, Any]:
+    """``--opt`` strings as a dict; types are checked by the method's Options when the
+    config is resolved (a wrong key or type is a one-line error there)."""
+    from fgvc_lib.io import parse_key_value
+
+    return dict(parse_key_value(item) for item in items)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -151,9 +166,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fgvc_lib.config import TrainConfig
-    from fgvc_lib.data.loaders import build_loaders
-    from fgvc_lib.data.transforms import DeviceNormalize, normalization_for
+    from fgvc_lib.data.transforms import DeviceNormalize
     from fgvc_lib.engine.checkpoint import check_compatible, load_checkpoint
+    from fgvc_lib.engine.loaders import build_loaders
     from fgvc_lib.engine.trainer import BEST_WEIGHTS, CHECKPOINT, evaluate, load_trained_model, pick_device
 
     run = Path(args.run)
@@ -167,7 +182,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data = build_loaders(cfg, device)
     check_compatible(ckpt["spec"], cfg.method, data.num_classes, ckpt_path)
     model = load_trained_model(run, args.which, device)
-    mean, std = normalization_for(cfg.backbone or "", cfg.pretrained or bool(cfg.weights))
+    mean, std = model.backbone.normalization  # as the run trained (load_trained_model restores it)
     metrics = evaluate(model, data.test, DeviceNormalize(mean, std).to(device), device,
                        data.num_classes, cfg.amp, progress=True)
     if args.json:
@@ -181,10 +196,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_list(what: str) -> int:
     if what == "models":
-        from fgvc_lib.models.registry import available_models, default_backbone
+        from fgvc_lib.methods import available_methods, get_spec
 
-        for name in available_models():
-            print(f"{name:<12} default backbone: {default_backbone(name)}")
+        for name in available_methods():
+            spec = get_spec(name)
+            print(f"{name:<12} {spec.title:<12} default backbone: {spec.default_backbone}; "
+                  f"options: {', '.join(spec.options.names())}")
     elif what == "datasets":
         from fgvc_lib.data import available_datasets
 
@@ -219,12 +236,9 @@ def cmd_table(args: argparse.Namespace) -> int:
     from fgvc_lib.reports import render_table, run_table
 
     if not args.no_train:
-        overrides = {k: getattr(args, k, None) for k in (
-            "backbone", "pretrained", "weights", "epochs", "batch_size", "lr", "backbone_lr_mult", "image_size",
-            "num_workers", "seed", "max_train_samples", "max_test_samples", "compile", "amp",
-            "deterministic")}
+        overrides = {k: getattr(args, k, None) for k in RUN_SETTINGS}
         if args.opt:
-            overrides["method_options"] = dict(args.opt)  # the rows' own options win
+            overrides["method_options"] = _method_options(args.opt)  # the rows' own options win
         run_table(args.table_id, args.out, dataset=args.dataset, profile=args.profile,
                   rows=args.rows, device=args.device, progress=not args.quiet,
                   data_root=args.data_root, **overrides)
@@ -234,14 +248,28 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_results(args: argparse.Namespace) -> int:
-    from fgvc_lib.results import find_runs, summarize
+def cmd_probe(args: argparse.Namespace) -> int:
+    from fgvc_lib.engine.probe import run_probe
+    from fgvc_lib.engine.trainer import pick_device
 
-    runs = find_runs(args.path)
+    cfg = _config_from_args(args)
+    record = run_probe(cfg, args.out, device=pick_device(args.device), progress=not args.quiet)
+    test = record["metrics"]["test"]["final"]
+    print(f"linear probe, {cfg.backbone} at {cfg.image_size} px on {cfg.dataset}: test top1 "
+          f"{test['top1']:.2f}% (weight decay {record['probe']['weight_decay']:g}, chosen on "
+          f"validation)")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from fgvc_lib.reports.records import load_runs, runs_table
+
+    runs = load_runs(args.path)
     if not runs:
         raise FGVCError(f"no finished runs (results.json) under {args.path}",
                         "train one with `fgvc train --out DIR` or point at another folder")
-    print(summarize(runs, metric=args.metric).to_string(index=False))
+    table = runs_table(runs, columns=("run", "provenance", f"final {args.metric}"))
+    print(table.to_string(index=False))
     return 0
 
 
@@ -260,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_results(args)
         if args.command == "table":
             return cmd_table(args)
+        if args.command == "probe":
+            return cmd_probe(args)
         return cmd_list(args.command)
     except FGVCError as exc:
         print(f"fgvc: error: {exc}", file=sys.stderr)

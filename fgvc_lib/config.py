@@ -103,15 +103,6 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-#: Per-profile defaults of method options that only set the scale. In ``smoke``,
-#: CMAL-Net's expert heads use C_v = 256 instead of the paper's 1024: at 64 px on
-#: ResNet-18 a 1024-wide 3x3 head on stage 3 costs twice the backbone, five
-#: times per training step.
-PROFILE_METHOD_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
-    "smoke": {"cmal": {"cv": 256}},
-}
-
-
 def available_profiles() -> list[str]:
     return sorted(PROFILES)
 
@@ -131,17 +122,21 @@ def resolve_config(method: str = "baseline", dataset: str = "synthetic",
     ``overrides`` whose value is ``None`` are ignored, so CLI flags that
     were not given fall through to the profile.
     """
-    from fgvc_lib.models.registry import default_backbone, paper_recipe
+    from fgvc_lib.methods import get_spec
 
     profile = current_profile(profile)
-    recipe = paper_recipe(method)  # also rejects an unknown method
+    spec = get_spec(method)  # also rejects an unknown method
+    recipe = dict(spec.paper_recipe)
     values: dict[str, Any] = dict(PROFILES[profile])
     if profile == "full":
         # The paper's recipe wins over the generic full-profile defaults.
         values.update(recipe)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    values["method_options"] = {**PROFILE_METHOD_OPTIONS.get(profile, {}).get(method, {}),
+    # A method's per-profile option defaults only set the scale (e.g. CMAL-Net's C_v
+    # in smoke); options given explicitly win.
+    values["method_options"] = {**spec.profile_options.get(profile, {}),
                                 **(values.get("method_options") or {})}
+    spec.make_options(values["method_options"])  # a wrong option or type fails here, in one line
     values.update(method=method, dataset=dataset, profile=profile)
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(values) - known
@@ -155,5 +150,5 @@ def resolve_config(method: str = "baseline", dataset: str = "synthetic",
         values["resize_size"] = values.get("image_size", TrainConfig.image_size)
     cfg = TrainConfig(**values)
     if cfg.backbone is None:
-        cfg = replace(cfg, backbone=default_backbone(method))
+        cfg = replace(cfg, backbone=spec.default_backbone)
     return cfg

@@ -1,5 +1,8 @@
 """Run records: ``results.json`` with metrics and provenance, and readers for them.
 
+The typed view of a record (accessors, the run table) is
+:class:`fgvc_lib.reports.records.RunRecord`; this module writes and finds the files.
+
 Every number the book shows comes from one of these files. A record holds
 the full config, the git commit (and whether the tree was dirty), the
 device, the dataset, the profile, start/finish timestamps, library
@@ -12,11 +15,13 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
+
+# Re-exported (see __all__): records are written by the library's one atomic writer.
+from fgvc_lib.io import write_json_atomic
 
 RESULTS_FILE = "results.json"
 
@@ -82,31 +87,6 @@ def provenance(device: torch.device) -> dict[str, Any]:
             "platform": platform.platform()}
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False, default=_json_default)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 def load_results(path: str | Path) -> dict[str, Any]:
     """Read a ``results.json`` (or the one inside a run folder)."""
     path = Path(path)
@@ -134,22 +114,5 @@ def find_runs(root: str | Path, **filters: Any) -> list[dict[str, Any]]:
     return runs
 
 
-def summarize(runs: Iterable[dict[str, Any]], head: str = "final", split: str = "test",
-              metric: str = "top1"):
-    """A pandas table: one row per run with method, dataset, profile, device, commit, metric."""
-    import pandas as pd
-
-    rows = []
-    for rec in runs:
-        cfg = rec["config"]
-        metrics = rec.get("metrics", {}).get(split, {})
-        value = metrics.get(head, {}).get(metric)
-        rows.append({
-            "run": Path(rec.get("path", "")).name, "method": cfg["method"],
-            "backbone": cfg["backbone"], "dataset": cfg["dataset"], "profile": cfg["profile"],
-            "image_size": cfg["image_size"], "epochs": cfg["epochs"],
-            "device": rec["provenance"]["device"].get("name"),
-            "commit": (rec["provenance"]["git"].get("commit") or "")[:8],
-            f"{split} {metric} ({head})": value,
-        })
-    return pd.DataFrame(rows)
+__all__ = ["RESULTS_FILE", "device_info", "find_runs", "git_info", "library_versions",
+           "load_results", "provenance", "utc_now", "write_json_atomic"]

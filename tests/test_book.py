@@ -138,6 +138,15 @@ def test_toc_chapters_are_exactly_the_notebooks_in_order():
     )
 
 
+def test_every_registered_method_has_its_chapter_in_the_toc():
+    from fgvc_lib.methods import available_methods, get_spec
+
+    toc = _toc_docnames()
+    missing = {name: get_spec(name).chapter for name in available_methods()
+               if f"notebooks/{get_spec(name).chapter}" not in toc}
+    assert not missing, f"methods whose chapter (SPEC.chapter) is not in book/_toc.yml: {missing}"
+
+
 def test_every_cited_key_is_in_references_bib():
     keys = set(re.findall(r"^@\w+\{([^,\s]+),", (BOOK / "references.bib").read_text(), re.M))
     pages = {_source_file(name) for name in _toc_docnames()} | set(NOTEBOOKS.glob("*.ipynb"))

@@ -1,4 +1,6 @@
-"""Figures for the chapters: heat-map overlays, attention grids, learning curves.
+"""Figures for the chapters: heat-map overlays and attention grids.
+
+Learning curves of recorded runs are :func:`fgvc_lib.reports.plots.plot_curves`.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without
 pyplot, so nothing here selects or changes the backend and no figure is
@@ -24,7 +26,6 @@ import torch.nn.functional as F
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
 
 from fgvc_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fgvc_lib.errors import FGVCError
@@ -171,79 +172,4 @@ def show_attention_grid(images: Any, maps: Mapping[str, Any], boxes: Any = None,
                 ax.set_title(columns[col], fontsize=9)
             if col == 0 and titles is not None:
                 ax.set_ylabel(titles[row], fontsize=8)
-    return fig
-
-
-def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Nested numeric values as ``{"a/b": value}``."""
-    flat: dict[str, float] = {}
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, name + "/"))
-        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-            flat[name] = float(value)
-        elif isinstance(value, torch.Tensor) and value.numel() == 1:
-            flat[name] = float(value.item())
-    return flat
-
-
-_ACCURACY_WORDS = ("acc", "top1", "top5", "mean_class")
-
-
-def _group(key: str) -> str:
-    low = key.lower()
-    if "loss" in low:
-        return "loss"
-    if any(word in low for word in _ACCURACY_WORDS):
-        return "accuracy"
-    return "other"
-
-
-def plot_history(history: Sequence[Mapping[str, Any]] | Mapping[str, Any],
-                 keys: Sequence[str] | None = None, title: str | None = None,
-                 cell_size: tuple[float, float] = (4.5, 3.2)) -> Figure:
-    """Learning curves: one panel for losses, one for accuracies (and one for
-    any other key asked for), one line per key, epochs on the x axis.
-
-    ``history`` is a list of per-epoch dicts (nested dicts are flattened to
-    ``"val/final/top1"``-style keys), or a run record holding ``"history"``.
-    ``keys`` defaults to every loss and accuracy key. The x axis uses each
-    entry's ``"epoch"`` when present, else 1, 2, ...
-    """
-    if isinstance(history, Mapping):
-        if "history" not in history:
-            raise FGVCError("plot_history got a dict without a 'history' list",
-                            "pass the list of per-epoch dicts (or a results.json record)")
-        history = history["history"]
-    rows = [_flatten(entry) for entry in history]
-    if not rows:
-        raise FGVCError("the history is empty", "train for at least one epoch first")
-    available = sorted({k for row in rows for k in row if k != "epoch"})
-    if keys is None:
-        keys = [k for k in available if _group(k) != "other"]
-    missing = [k for k in keys if k not in available]
-    if missing:
-        raise FGVCError(f"history has no keys {missing}", f"use some of: {', '.join(available)}")
-    if not keys:
-        raise FGVCError("the history holds no loss or accuracy values",
-                        f"pass keys= from: {', '.join(available)}")
-    epochs = [row.get("epoch", i + 1) for i, row in enumerate(rows)]
-    groups: dict[str, list[str]] = {}
-    for key in keys:
-        groups.setdefault(_group(key), []).append(key)
-    order = [g for g in ("loss", "accuracy", "other") if g in groups]
-    fig = Figure(figsize=(cell_size[0] * len(order), cell_size[1]), layout="constrained")
-    axes = fig.subplots(1, len(order), squeeze=False)[0]
-    for ax, group in zip(axes, order):
-        for key in groups[group]:
-            values = [row.get(key, np.nan) for row in rows]
-            ax.plot(epochs, values, marker="o" if len(rows) < 30 else None, markersize=3, label=key)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel({"loss": "loss", "accuracy": "accuracy", "other": "value"}[group])
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
     return fig

@@ -53,6 +53,18 @@ def box_batches(dataset, image_size: int, batch_size: int = 32, max_images: int 
         yield batch
 
 
+def named_map(model: torch.nn.Module, images: torch.Tensor, output, name: str,
+              image_size: int, head: str | None = None) -> np.ndarray:
+    """One attention map by name, ``(B, H, W)`` in [0, 1]: a CAM method run on ``model``
+    (``"gradcam"``, or ``"layercam@stage3"`` to name the layer), else the map ``name`` of
+    the model's own ``output.attention``."""
+    method, _, layer = name.partition("@")
+    if method in CAM_METHODS:
+        return np.asarray(compute_cam(model, images, method=method, layer=layer or None,
+                                      head=head))
+    return np.asarray(attention_from_output(output, name, image_size))
+
+
 def attention_report(model: torch.nn.Module, dataset, image_size: int,
                      maps: Sequence[str], normalizer: DeviceNormalize | None = None,
                      t: float = 0.5, batch_size: int = 32, max_images: int | None = None,
@@ -83,12 +95,7 @@ def attention_report(model: torch.nn.Module, dataset, image_size: int,
             if "part_boxes" in batch:
                 parts.append(batch["part_boxes"])
             for name in maps:
-                method, _, layer = name.partition("@")
-                if method in CAM_METHODS:
-                    cam = compute_cam(model, x, method=method, layer=layer or None, head=head)
-                else:
-                    cam = attention_from_output(out, name, image_size)
-                collected[name].append(np.asarray(cam))
+                collected[name].append(named_map(model, x, out, name, image_size, head))
     finally:
         model.train(was_training)
     pred_t, target_t, object_t = torch.cat(preds), torch.cat(targets), torch.cat(objects)

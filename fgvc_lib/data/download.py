@@ -3,12 +3,13 @@
 :func:`download_and_extract` is what ``download=True`` on a dataset calls:
 
 1. stream the URL (``http(s)://`` or ``file://``) into a temporary file
-   ``ROOT/.<filename>.<random>.part`` while hashing it;
+   ``ROOT/.<filename>.<random>.tmp`` while hashing it;
 2. compare the hash with the expected MD5 / SHA-256 (when one is given) and
    the byte count with the server's ``Content-Length``; on any failure the
    temporary file is deleted, so no partial archive is ever left behind;
-3. rename the temporary file to ``ROOT/<filename>`` atomically (``os.replace``):
-   a file with the final name is therefore always a complete download;
+3. rename the temporary file to ``ROOT/<filename>`` atomically: steps 1-3 are
+   :func:`fgvc_lib.io.atomic_write`, so a file with the final name is always
+   a complete download;
 4. check every member of the archive (tar, tar.gz/tgz, zip) *before* writing
    anything: absolute paths, ``..`` escapes and links pointing outside ROOT
    are refused; then extract into a temporary folder inside ROOT and move the
@@ -41,6 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
 from fgvc_lib.errors import FGVCError
+from fgvc_lib.io import atomic_write
 
 _CHUNK = 1 << 20
 
@@ -88,13 +90,11 @@ def download_file(url: str, root: str | Path, filename: str, md5: str | None = N
         if not expected or all(file_digest(target, a) == h for a, h in expected.items()):
             return target
 
-    handle, tmp_name = tempfile.mkstemp(dir=root, prefix=f".{filename}.", suffix=".part")
-    tmp_path = Path(tmp_name)
-    try:
+    def fetch(tmp_path: Path) -> None:
         hashers = {algorithm: hashlib.new(algorithm) for algorithm in expected}
         received = 0
         try:
-            with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            with open(tmp_path, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
                 length_header = response.headers.get("Content-Length")
                 total = int(length_header) if length_header and length_header.isdigit() else None
                 bar = _progress_bar(total, filename, progress)
@@ -119,10 +119,8 @@ def download_file(url: str, root: str | Path, filename: str, md5: str | None = N
                     f"{expected[algorithm]} (the partial file was deleted)",
                     f"retry; if it persists the file at the URL has changed or is damaged: "
                     f"download it manually from the dataset's home page and save it as {target}")
-        os.replace(tmp_path, target)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
+
+    atomic_write(target, fetch)
     return target
 
 

@@ -3,15 +3,24 @@
 Transforms stop at a ``uint8`` CHW tensor; conversion to float and
 normalisation happen on the device (:class:`DeviceNormalize`), which keeps
 host-to-device copies 4x smaller and the loader workers cheaper.
+
+Which mean/std to normalise with is not decided here: it belongs to the
+weights, so each backbone carries its own
+(:attr:`fgvc_lib.models.backbones.Backbone.normalization`, like timm's
+``pretrained_cfg``); this module only defines ImageNet's statistics, once.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 from torchvision.transforms import v2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+#: ``(mean, std)`` per RGB channel, for images scaled to [0, 1].
+Normalization = tuple[tuple[float, ...], tuple[float, ...]]
 
 
 def default_resize(image_size: int) -> int:
@@ -42,9 +51,16 @@ def box_preserving_transform(image_size: int) -> v2.Compose:
 
 
 class DeviceNormalize(nn.Module):
-    """``uint8 (B, 3, H, W)`` on any device -> normalised float, optionally channels_last."""
+    """``uint8 (B, 3, H, W)`` on any device -> normalised float, optionally channels_last.
 
-    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_last: bool = False) -> None:
+    Pass the model's own ``mean, std``
+    (``DeviceNormalize(*model.backbone.normalization)``); the ImageNet
+    default suits only backbones trained from scratch or on ImageNet's
+    statistics.
+    """
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 channels_last: bool = False) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255.0, persistent=False)
@@ -59,15 +75,3 @@ class DeviceNormalize(nn.Module):
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Back to ``uint8``-range floats in [0, 255] (for plots)."""
         return (x * self.std + self.mean).clamp(0, 255)
-
-
-def normalization_for(backbone: str, pretrained: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Mean/std the backbone's pretrained weights expect (ImageNet's otherwise)."""
-    if pretrained:
-        try:
-            from fgvc_lib.models.pretrained import backbone_normalization
-
-            return backbone_normalization(backbone)
-        except ImportError:  # pragma: no cover - pretrained module missing
-            pass
-    return IMAGENET_MEAN, IMAGENET_STD

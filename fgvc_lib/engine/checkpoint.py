@@ -1,40 +1,40 @@
 """Atomic checkpoints that refuse to load into the wrong model.
 
-A checkpoint is written to a temporary file in the same folder, flushed to
-disk, then renamed over the old one (``os.replace`` is atomic on POSIX), so
-a kill at any moment leaves either the previous checkpoint or the new one,
-never a torn file. Checkpoints hold plain tensors and dicts only, so they
-load with ``torch.load(weights_only=True)``.
+A checkpoint is written through :func:`fgvc_lib.io.atomic_write` (a
+temporary file in the same folder, renamed over the old one), and synced to
+disk before the rename, so a kill or a power cut at any moment leaves
+either the previous checkpoint or the new one, never a torn file.
+Checkpoints hold plain tensors and dicts only, so they load with
+``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from fgvc_lib.errors import FGVCError
+from fgvc_lib.io import atomic_write
 
 FORMAT_VERSION = 1
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` through a temp file + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    """``torch.save`` to ``path`` through a temp file + rename, fsynced before the rename.
+
+    The sync matters here more than for small records: a checkpoint is what
+    a resumed run of many hours starts from.
+    """
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(path, write)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -28,16 +28,17 @@ import torch
 import torch.nn as nn
 
 from fgvc_lib.config import TrainConfig
-from fgvc_lib.data.loaders import DataBundle, build_loaders
-from fgvc_lib.data.transforms import DeviceNormalize, normalization_for
+from fgvc_lib.data.transforms import DeviceNormalize, Normalization
 from fgvc_lib.engine.checkpoint import (FORMAT_VERSION, atomic_torch_save, check_compatible,
                                         load_checkpoint, unwrap)
 from fgvc_lib.engine.distributed import (DistInfo, barrier, cleanup, init_distributed,
                                          params_checksum_consistent)
+from fgvc_lib.engine.loaders import DataBundle, build_loaders
 from fgvc_lib.engine.metrics import accuracy_metrics
-from fgvc_lib.engine.step import StepContext
 from fgvc_lib.errors import FGVCError
-from fgvc_lib.models.registry import build_model, recorded_options, resolved_options
+from fgvc_lib.methods import build_model, get_spec, recorded_options
+from fgvc_lib.models.backbones import weights_normalization
+from fgvc_lib.models.step import StepContext
 from fgvc_lib.results import RESULTS_FILE, load_results, provenance, utc_now, write_json_atomic
 
 CHECKPOINT = "checkpoint.pt"
@@ -176,14 +177,13 @@ class Trainer:
         seed_everything(cfg.seed)
         self.data: DataBundle = build_loaders(cfg, self.device, self.dist.world_size, self.dist.rank)
         self.model = build_model(cfg.method, self.data.num_classes, backbone=cfg.backbone,
-                                 pretrained=cfg.pretrained,
-                                 **({"weights": cfg.weights} if cfg.weights else {}),
+                                 pretrained=cfg.pretrained, weights=cfg.weights,
                                  **cfg.method_options)
         cuda = self.device.type == "cuda"
         self.channels_last = cuda and cfg.channels_last
         self.model.to(self.device, memory_format=torch.channels_last if self.channels_last
                       else torch.contiguous_format)
-        mean, std = normalization_for(cfg.backbone or "", cfg.pretrained or bool(cfg.weights))
+        mean, std = self.model.backbone.normalization  # what the backbone's weights expect
         self.normalizer = DeviceNormalize(mean, std, self.channels_last).to(self.device)
         self.optimizer = build_optimizer(self.model, cfg)
         self.forward = self._wrap_model()
@@ -215,7 +215,9 @@ class Trainer:
 
     # -- checkpoint ----------------------------------------------------------
     def _spec(self) -> dict[str, Any]:
-        return dict(self.model.fgvc_spec)
+        # The input normalisation travels with the weights: a model rebuilt from them
+        # (load_trained_model, `fgvc eval`) must normalise as this run did.
+        return {**self.model.fgvc_spec, "normalization": self.model.backbone.normalization}
 
     def save_checkpoint(self, epoch: int) -> None:
         state = {"format": FORMAT_VERSION, "spec": self._spec(), "config": self.cfg.to_dict(),
@@ -380,7 +382,7 @@ def default_changes(old_spec: dict[str, Any] | None, cfg: TrainConfig) -> list[s
     if not old_spec or old_spec.get("method") != cfg.method:
         return []  # no spec to compare, or another method: config_changes says so
     old = recorded_options(old_spec)
-    new = resolved_options(cfg.method, cfg.method_options)
+    new = get_spec(cfg.method).make_options(cfg.method_options).to_dict()
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
             if old.get(k) != new.get(k)]
 
@@ -436,5 +438,24 @@ def load_trained_model(run_dir: str | Path, which: str = "last",
     model = build_model(spec["method"], spec["num_classes"], backbone=spec["backbone"],
                         pretrained=False, **options)
     model.load_state_dict(ckpt["model"])
+    # Built without pretrained weights, the backbone says "random init"; these weights
+    # expect what the run normalised with.
+    model.backbone.normalization = _trained_normalization(run_dir, ckpt)
     return model.to(device).eval()
+
+
+def _trained_normalization(run_dir: Path, ckpt: dict[str, Any]) -> Normalization:
+    """The normalisation a run trained with: from its checkpoint's spec, or, for checkpoints
+    written before the spec recorded it, decided again from the run's config."""
+    if "normalization" in ckpt["spec"]:
+        mean, std = ckpt["spec"]["normalization"]
+        return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    cfg = ckpt.get("config")
+    if cfg is None and (run_dir / CHECKPOINT).exists():
+        cfg = load_checkpoint(run_dir / CHECKPOINT).get("config")
+    # No config anywhere (a bare weights file): the weights' origin is unknown, so the
+    # library's from-scratch convention applies.
+    cfg = cfg or {}
+    return weights_normalization(ckpt["spec"]["backbone"],
+                                 bool(cfg.get("pretrained") or cfg.get("weights")))
 

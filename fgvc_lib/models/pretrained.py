@@ -1,6 +1,6 @@
 """ImageNet weights for the backbones, with or without internet.
 
-:func:`load_pretrained` fills ``backbone.body`` (a timm ``features_only``
+:func:`load_pretrained` fills a backbone's ``body`` (a timm ``features_only``
 network) from one of three sources, tried in this order:
 
 1. a local file given as ``weights=PATH`` (a plain state dict or a training
@@ -13,6 +13,12 @@ network) from one of three sources, tried in this order:
 
 Every failure becomes one :class:`~fgvc_lib.errors.FGVCError` that names the
 offending keys or file and says what to do.
+
+This module takes the network and its names as arguments and imports nothing
+from :mod:`fgvc_lib.models.backbones`, which builds on it (no import cycle).
+Which mean/std the loaded weights expect is decided there
+(:func:`fgvc_lib.models.backbones.weights_normalization`), from
+:data:`LITE0_MEAN` / :data:`LITE0_STD` below and timm's ``pretrained_cfg``.
 
 Implementation notes
 --------------------
@@ -54,22 +60,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
-from fgvc_lib.errors import FGVCError, unknown_name_error
-
-if TYPE_CHECKING:
-    from fgvc_lib.models.backbones import Backbone
+from fgvc_lib.errors import FGVCError
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "LITE0_MEAN",
     "LITE0_STD",
-    "backbone_normalization",
     "efficientnet_lite0_imagenet",
     "efficientnet_lite0_weights_path",
     "is_lukemelas_state_dict",
@@ -78,9 +77,8 @@ __all__ = [
     "translate_lukemelas_keys",
 ]
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-# Measured on real CUB photos (see "Implementation notes").
+# What the packaged EfficientNet-Lite0 weights expect; measured on real CUB photos (see
+# "Implementation notes").
 LITE0_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 LITE0_STD: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
@@ -93,44 +91,25 @@ _SHOW_KEYS = 3
 # ---------------------------------------------------------------------------
 # public entry points
 # ---------------------------------------------------------------------------
-def load_pretrained(backbone: "Backbone", weights: str | Path | None) -> None:
-    """Fill ``backbone.body`` with pretrained weights, in place.
+def load_pretrained(body: nn.Module, name: str, timm_name: str, weights: str | Path | None) -> None:
+    """Fill ``body`` (the ``features_only`` network of backbone ``name``) with pretrained weights.
 
-    ``weights`` is a local file; ``None`` means the packaged EfficientNet-Lite0
-    weights (for ``efficientnet_lite0``) or timm's hub download (others).
+    ``timm_name`` is the timm architecture behind ``name`` (it names the full
+    classifier whose keys a weights file uses). ``weights`` is a local file;
+    ``None`` means the packaged EfficientNet-Lite0 weights (for
+    ``efficientnet_lite0``) or timm's hub download (others). Loads in place.
     Raises :class:`FGVCError` for a missing / corrupt / mismatching file and
     for a download that cannot happen (no internet).
     """
     if weights is not None:
         state = load_state_dict_file(weights)
-        _load_into_body(backbone, state, source=str(weights))
-    elif backbone.name == "efficientnet_lite0":
+        _load_into_body(body, name, timm_name, state, source=str(weights))
+    elif name == "efficientnet_lite0":
         path = efficientnet_lite0_weights_path()
         state = load_state_dict_file(path)
-        _load_into_body(backbone, state, source=str(path))
+        _load_into_body(body, name, timm_name, state, source=str(path))
     else:
-        _load_from_hub(backbone)
-
-
-def backbone_normalization(name: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """``(mean, std)`` that backbone ``name``'s pretrained weights expect (RGB in [0, 1]).
-
-    EfficientNet-Lite0: mean = std = 0.5 (measured, see module notes). Other
-    backbones: timm's ``pretrained_cfg`` for the default tag (ImageNet
-    mean/std for the ResNets; TResNet expects no normalisation).
-    """
-    from fgvc_lib.models.backbones import BACKBONES
-
-    if name not in BACKBONES:
-        raise unknown_name_error("backbone", name, list(BACKBONES))
-    if name == "efficientnet_lite0":
-        return LITE0_MEAN, LITE0_STD
-    import timm
-
-    cfg = timm.get_pretrained_cfg(BACKBONES[name].timm_name)
-    if cfg is None or cfg.mean is None or cfg.std is None:
-        return IMAGENET_MEAN, IMAGENET_STD
-    return _triple(cfg.mean), _triple(cfg.std)
+        _load_from_hub(body, name, timm_name)
 
 
 def efficientnet_lite0_weights_path() -> Path:
@@ -152,9 +131,9 @@ def efficientnet_lite0_imagenet(num_classes: int = 1000) -> nn.Module:
     """timm ``tf_efficientnet_lite0`` classifier with the packaged ImageNet-1k weights.
 
     With ``num_classes != 1000`` every layer but the classifier is loaded and
-    the classifier starts fresh. Expects RGB normalised with
-    :func:`backbone_normalization` ``("efficientnet_lite0")``; returns
-    logits ``(B, num_classes)``. In eval mode on return.
+    the classifier starts fresh. Expects RGB normalised with :data:`LITE0_MEAN`
+    / :data:`LITE0_STD`; returns logits ``(B, num_classes)``. In eval mode on
+    return.
     """
     import timm
 
@@ -310,19 +289,19 @@ def translate_lukemelas_keys(source: Mapping[str, torch.Tensor],
 # ---------------------------------------------------------------------------
 # loading into a backbone
 # ---------------------------------------------------------------------------
-def _load_into_body(backbone: "Backbone", state: dict[str, torch.Tensor], source: str) -> None:
-    """Match ``state`` (full-classifier names) to ``backbone.body`` and load it strictly."""
-    body = backbone.body
+def _load_into_body(body: nn.Module, name: str, timm_name: str, state: dict[str, torch.Tensor],
+                    source: str) -> None:
+    """Match ``state`` (full-classifier names) to ``body`` and load it strictly."""
     body_state = body.state_dict()
     if is_lukemelas_state_dict(state):
-        if backbone.name != "efficientnet_lite0":
+        if name != "efficientnet_lite0":
             raise FGVCError(f"{source} holds EfficientNet (efficientnet_pytorch) weights, "
-                            f"not {backbone.name} weights",
+                            f"not {name} weights",
                             "use --backbone efficientnet_lite0 with this file, or a file for this backbone")
         state = translate_lukemelas_keys(state, body)
     state = _select_backbone_prefix(state, body_state)
 
-    full_to_body, head_keys = _full_model_names(backbone, body_state)
+    full_to_body, head_keys = _full_model_names(timm_name, body_state)
     matched: dict[str, torch.Tensor] = {}
     unexpected: list[str] = []
     mismatched: list[str] = []
@@ -342,9 +321,9 @@ def _load_into_body(backbone: "Backbone", state: dict[str, torch.Tensor], source
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     _raise_on_problems(
         missing=missing, unexpected=unexpected, mismatched=mismatched,
-        source=f"{source} (for backbone {backbone.name!r})",
-        fix=(f"pass a state dict of timm/torchvision {backbone.info.timm_name!r} "
-             f"(e.g. torch.save(timm.create_model({backbone.info.timm_name!r}).state_dict(), path)), "
+        source=f"{source} (for backbone {name!r})",
+        fix=(f"pass a state dict of timm/torchvision {timm_name!r} "
+             f"(e.g. torch.save(timm.create_model({timm_name!r}).state_dict(), path)), "
              "or pick the --backbone that matches the file"))
     for key in missing_counters:
         matched[key] = body_state[key]
@@ -371,7 +350,7 @@ def _count_hits(state: Mapping[str, torch.Tensor], body_state: Mapping[str, torc
     return sum(1 for k in state if k in body_state or k.replace("_", ".") in flat_body)
 
 
-def _full_model_names(backbone: "Backbone",
+def _full_model_names(timm_name: str,
                       body_state: Mapping[str, torch.Tensor]) -> tuple[dict[str, str], set[str]]:
     """Map full-classifier key names to body key names; list the full model's head keys.
 
@@ -384,9 +363,9 @@ def _full_model_names(backbone: "Backbone",
 
     try:
         with torch.device("meta"):
-            full = timm.create_model(backbone.info.timm_name, pretrained=False)
+            full = timm.create_model(timm_name, pretrained=False)
     except Exception:  # a model whose __init__ needs real tensor values
-        full = timm.create_model(backbone.info.timm_name, pretrained=False)
+        full = timm.create_model(timm_name, pretrained=False)
     full_keys = set(full.state_dict())
     full_to_body: dict[str, str] = {}
     for key in body_state:
@@ -419,11 +398,10 @@ def _raise_on_problems(*, missing: list[str], unexpected: list[str], mismatched:
 # ---------------------------------------------------------------------------
 # timm hub download
 # ---------------------------------------------------------------------------
-def _load_from_hub(backbone: "Backbone") -> None:
+def _load_from_hub(body: nn.Module, name: str, timm_name: str) -> None:
     """timm's pretrained weights: from the Hugging Face cache if there, else downloaded."""
     import timm
 
-    timm_name = backbone.info.timm_name
     cfg = timm.get_pretrained_cfg(timm_name)
     cached = _cached_hub_file(cfg)
     extra: dict[str, object] = {}
@@ -432,14 +410,14 @@ def _load_from_hub(backbone: "Backbone") -> None:
         # (about a minute of retries when there is no network).
         extra["pretrained_cfg_overlay"] = {"file": cached}
     elif not _hub_reachable():
-        raise _download_error(backbone.name, timm_name, "Hugging Face hub unreachable")
+        raise _download_error(name, timm_name, "Hugging Face hub unreachable")
     try:
         downloaded = timm.create_model(timm_name, pretrained=True, features_only=True,
                                        out_indices=(1, 2, 3, 4), **extra)
     except Exception as exc:  # hub / network errors come in many types
         first_line = (str(exc).strip().splitlines() or [""])[0][:160]
-        raise _download_error(backbone.name, timm_name, f"{type(exc).__name__}: {first_line}") from None
-    backbone.body.load_state_dict(downloaded.state_dict(), strict=True)
+        raise _download_error(name, timm_name, f"{type(exc).__name__}: {first_line}") from None
+    body.load_state_dict(downloaded.state_dict(), strict=True)
 
 
 def _download_error(name: str, timm_name: str, reason: str) -> FGVCError:
@@ -488,10 +466,3 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def _triple(values: object) -> tuple[float, float, float]:
-    items = tuple(float(v) for v in values)  # type: ignore[union-attr]
-    if len(items) == 1:
-        items = items * 3
-    return items  # type: ignore[return-value]

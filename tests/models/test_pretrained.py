@@ -7,13 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from fgvc_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fgvc_lib.errors import FGVCError
 from fgvc_lib.models import pretrained
-from fgvc_lib.models.backbones import Backbone
+from fgvc_lib.models.backbones import Backbone, weights_normalization
 from fgvc_lib.models.pretrained import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    backbone_normalization,
     efficientnet_lite0_imagenet,
     efficientnet_lite0_weights_path,
     load_state_dict_file,
@@ -170,7 +168,7 @@ def test_lite0_imagenet_head_recognises_real_birds() -> None:
 
     from fgvc_lib.data.image_io import load_rgb
 
-    mean, std = backbone_normalization("efficientnet_lite0")
+    mean, std = weights_normalization("efficientnet_lite0", pretrained=True)  # what the library uses
     photos = {IMAGENET_GOLDFINCH: _cub_images("American_Goldfinch", 3),
               IMAGENET_HUMMINGBIRD: _cub_images("Ruby_throated_Hummingbird", 3)}
     batch, expected = [], []
@@ -198,12 +196,28 @@ def test_lite0_classifier_with_new_class_count_keeps_the_features() -> None:
     assert torch.equal(model.conv_head.weight, source["_conv_head.weight"])
 
 
-def test_backbone_normalization() -> None:
-    assert backbone_normalization("efficientnet_lite0") == ((0.5,) * 3, (0.5,) * 3)
-    assert backbone_normalization("resnet50") == (IMAGENET_MEAN, IMAGENET_STD)
-    assert backbone_normalization("resnet18") == (IMAGENET_MEAN, IMAGENET_STD)
+def test_weights_normalization_follows_the_weights_source() -> None:
+    assert weights_normalization("efficientnet_lite0", pretrained=True) == ((0.5,) * 3, (0.5,) * 3)
+    assert weights_normalization("resnet50", pretrained=True) == (IMAGENET_MEAN, IMAGENET_STD)
+    assert weights_normalization("resnet18", pretrained=True) == (IMAGENET_MEAN, IMAGENET_STD)
+    # timm's pretrained_cfg decides for timm weights: TResNet expects none.
+    assert weights_normalization("tresnet_l", pretrained=True) == ((0.0,) * 3, (1.0,) * 3)
+    # Random init: ImageNet's statistics for every backbone (the from-scratch convention).
+    for name in ("efficientnet_lite0", "resnet18", "tresnet_l"):
+        assert weights_normalization(name, pretrained=False) == (IMAGENET_MEAN, IMAGENET_STD)
     with pytest.raises(FGVCError, match="resnet18"):
-        backbone_normalization("vgg16")
+        weights_normalization("vgg16", pretrained=True)
+
+
+def test_pretrained_module_does_not_import_the_backbones() -> None:
+    """pretrained.py gets the network and its names as arguments: no backbones <-> pretrained cycle."""
+    import ast
+
+    tree = ast.parse(Path(pretrained.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    assert not {m for m in imported if m and m.startswith("fgvc_lib.models")}
 
 
 # -- hub download without internet ------------------------------------------------

@@ -6,7 +6,7 @@ import json
 import pytest
 
 import fgvc_lib.engine.trainer as trainer
-from fgvc_lib import reports
+from fgvc_lib.reports import tables as reports
 from fgvc_lib.errors import FGVCError
 from fgvc_lib.reports import (FIGURE_ONLY, PaperTable, TableRow, available_tables, get_table,
                               render_table, row_config, run_dir, run_table, shared_row)
@@ -67,7 +67,8 @@ def test_render_reads_a_shared_run_from_the_row_that_owns_it(tmp_path):
 def test_run_table_trains_a_shared_row_once_in_the_owners_folder(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(trainer, "train_or_load",
-                        lambda cfg, out, **kw: calls.append((cfg, out)) or {"status": "finished"})
+                        lambda cfg, out, **kw: calls.append((cfg, out))
+                        or {"status": "finished", "config": cfg.to_dict()})
     run_table("cross_x.table2", tmp_path, profile="smoke", rows=["GMP+"], progress=False)
     run_table("cross_x.ablation_gmp", tmp_path, profile="smoke", rows=["C3S+GMP+FP"], progress=False)
     assert [out for _, out in calls] == [tmp_path / "cross_x.ablation_gmp" / "c3s-gmp-fp"] * 2

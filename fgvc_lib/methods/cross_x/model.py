@@ -1,10 +1,10 @@
-"""Cross-X learning (Luo et al., ICCV 2019), a registered model.
+"""Cross-X learning (Luo et al., ICCV 2019): the network and its training step.
 
 Paper: "Cross-X Learning for Fine-Grained Visual Categorization".
 
 The network, Sec. 3 and Fig. 1:
 
-* OSME blocks (Eqs. (1)-(2), :mod:`fgvc_lib.models.blocks.osme`) in the last
+* OSME blocks (Eqs. (1)-(2), :mod:`fgvc_lib.methods.cross_x.osme`) in the last
   block of stage ``L-1`` (ResNet ``layer3``) and stage ``L`` (``layer4``) give
   ``P`` attention-specific maps per stage, ``U^{L-1}_p`` and ``U^L_p``;
 * merged maps ``U^G_p = BN(K_2 * U^{L-1}_p + Bilinear(K_1 * U^L_p))``, Eq. (5);
@@ -14,7 +14,7 @@ The network, Sec. 3 and Fig. 1:
 * objective ``L_data + L_C3S + L_CL``, Eqs. (8)-(11), with the C3S
   regulariser (Eqs. (3)-(4)) on each level's part features and the
   cross-layer KL (Eq. (6)) from ``Pr^L`` to ``Pr^{L-1}`` and ``Pr^G``.
-  The loss terms live in :mod:`fgvc_lib.losses`.
+  The loss terms live in :mod:`fgvc_lib.methods.cross_x.losses`.
 
 Ablation switches (Figs. 3-4, Table 2) -- ready-made in :data:`ABLATIONS`
 and :data:`TABLE2`: ``osme`` (OSME vs. the plain SE-/ResNet: the "SE" row),
@@ -74,7 +74,7 @@ Choices the paper leaves open, and where the authors' released code differs:
 10. **C3S features.** Always GAP-pooled (Sec. 3.2 says GAP), also when the
     ``L-1`` classifier uses GMP.
 11. **What ``S_{p,q}`` is.** The mean over all ``N x N`` image pairs of
-    ``f_{p,n} . f_{q,m}`` (see :mod:`fgvc_lib.losses`); the released code
+    ``f_{p,n} . f_{q,m}`` (see :mod:`fgvc_lib.methods.cross_x.losses`); the released code
     also averages over all pairs. Eq. (4) is implemented as written (the
     released code instead sums the upper triangle of ``S`` with the diagonal
     replaced by ``1 - S_pp``).
@@ -147,53 +147,26 @@ Choices the paper leaves open, and where the authors' released code differs:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from fgvc_lib.errors import FGVCError
-from fgvc_lib.losses import c3s_loss, c3s_similarity, cross_layer_kl
-from fgvc_lib.models.base import FGVCModel
-from fgvc_lib.models.blocks.osme import OSME, is_resnet_block, part_activation_maps, \
+from fgvc_lib.methods.cross_x.options import ABLATIONS, TABLE2, CrossXOptions
+from fgvc_lib.methods.cross_x.losses import c3s_loss, c3s_similarity, cross_layer_kl
+from fgvc_lib.methods.cross_x.osme import OSME, is_resnet_block, part_activation_maps, \
     residual_block_parts
+from fgvc_lib.models.base import FGVCModel
 from fgvc_lib.models.blocks.pooling import global_pool
 from fgvc_lib.models.output import ModelOutput
-from fgvc_lib.models.registry import register_model
 
 if TYPE_CHECKING:
-    from fgvc_lib.engine.step import StepContext
+    from fgvc_lib.models.step import StepContext
 
 #: Level names used for heads, attention maps and extras: stage L, stage L-1, merged.
 TOP, MID, MERGED = "L", "L-1", "G"
-
-DATA_LOSSES = ("mixture", "summed_logits", "per_branch")
-PLACEMENTS = ("auto", "residual", "output")
-MERGE_ORDERS = ("eq5", "fpn")
-POOLINGS = ("max", "avg")
-
-#: The ablation rows of Figs. 3-4 (combine with ``pooling_mid="max"`` for
-#: Fig. 3, ``"avg"`` for Fig. 4). "SE" is the plain backbone (SENet-50).
-ABLATIONS: dict[str, dict[str, bool]] = {
-    "SE": dict(osme=False, c3s=False, mid=False, merged=False, cl=False),
-    "OSME": dict(osme=True, c3s=False, mid=False, merged=False, cl=False),
-    "C3S": dict(osme=True, c3s=True, mid=False, merged=False, cl=False),
-    "C3S+GxP": dict(osme=True, c3s=True, mid=True, merged=False, cl=False),
-    "C3S+GxP+CL": dict(osme=True, c3s=True, mid=True, merged=False, cl=True),
-    "C3S+GxP+FP": dict(osme=True, c3s=True, mid=True, merged=True, cl=False),
-    "C3S+GxP+FP+CL": dict(osme=True, c3s=True, mid=True, merged=True, cl=True),
-}
-
-#: Table 2: GMP/GAP on U^{L-1}; "-" rows have CL and no merged maps, "+" rows
-#: merged maps and no CL.
-TABLE2: dict[str, dict[str, Any]] = {
-    "GMP-": {**ABLATIONS["C3S+GxP+CL"], "pooling_mid": "max"},
-    "GAP-": {**ABLATIONS["C3S+GxP+CL"], "pooling_mid": "avg"},
-    "GMP+": {**ABLATIONS["C3S+GxP+FP"], "pooling_mid": "max"},
-    "GAP+": {**ABLATIONS["C3S+GxP+FP"], "pooling_mid": "avg"},
-}
-
 
 class MergedPartMaps(nn.Module):
     """Merged feature maps ``U^G_p``, Eq. (5), for all ``P`` parts at once.
@@ -242,26 +215,21 @@ class CrossX(FGVCModel):
     """
 
     def __init__(self, num_classes: int, backbone: str = "seresnet50", pretrained: bool = False,
-                 weights: str | None = None, *, num_excitations: int | None = None,
-                 osme: bool = True, c3s: bool = True, mid: bool = True, merged: bool = True,
-                 cl: bool = True, pooling_mid: str = "avg", lambda1: float = 1.0,
-                 lambda2: float = 1.0, lambda3: float = 1.0, data_loss: str = "per_branch",
-                 cl_detach_target: bool = False, osme_placement: str = "auto",
-                 excitation_reduction: int = 16, merge_order: str = "eq5") -> None:
-        num_parts = _check_options(
-            num_excitations=num_excitations, osme=osme, c3s=c3s, mid=mid, merged=merged, cl=cl,
-            pooling_mid=pooling_mid, lambdas=(lambda1, lambda2, lambda3), data_loss=data_loss,
-            cl_detach_target=cl_detach_target, osme_placement=osme_placement,
-            excitation_reduction=excitation_reduction, merge_order=merge_order)
+                 weights: str | None = None, options: CrossXOptions = CrossXOptions()) -> None:
+        o = options
+        num_parts = o.num_parts
+        osme, mid, merged = o.osme, o.mid, o.merged
+        osme_placement, excitation_reduction, merge_order = (
+            o.osme_placement, o.excitation_reduction, o.merge_order)
         super().__init__(num_classes, backbone, pretrained, weights)
         self.num_parts = num_parts
         self.use_osme, self.use_c3s, self.use_mid, self.use_merged, self.use_cl = (
-            osme, c3s, mid, merged, cl)
-        self.pooling_mid = pooling_mid
-        self.lambdas = {TOP: float(lambda1), MID: float(lambda2), MERGED: float(lambda3)}
-        self.cl_weights = {MID: float(lambda1), MERGED: float(lambda2)}  # Eq. (11)
-        self.data_loss = data_loss
-        self.cl_detach_target = cl_detach_target
+            osme, o.c3s, mid, merged, o.cl)
+        self.pooling_mid = o.pooling_mid
+        self.lambdas = {TOP: o.lambda1, MID: o.lambda2, MERGED: o.lambda3}
+        self.cl_weights = {MID: o.lambda1, MERGED: o.lambda2}  # Eq. (11)
+        self.data_loss = o.data_loss
+        self.cl_detach_target = o.cl_detach_target
         self.needs_mid_maps = mid or merged
 
         mid_channels, top_channels = self.backbone.channels[2], self.backbone.channels[3]
@@ -418,71 +386,4 @@ class CrossX(FGVCModel):
         return layers
 
 
-def _check_options(*, num_excitations: int | None, osme: bool, c3s: bool, mid: bool,
-                   merged: bool, cl: bool, pooling_mid: str, lambdas: tuple[float, ...],
-                   data_loss: str, cl_detach_target: bool, osme_placement: str,
-                   excitation_reduction: int, merge_order: str) -> int:
-    """Reject inconsistent options with an FGVCError; return the number of parts ``P``."""
-    flags = dict(osme=osme, c3s=c3s, mid=mid, merged=merged, cl=cl,
-                 cl_detach_target=cl_detach_target)
-    for name, value in flags.items():
-        if not isinstance(value, bool):
-            raise FGVCError(f"cross_x option {name} must be True or False, got {value!r}",
-                            f"pass {name}=True or {name}=False")
-    for name, value, allowed in (("pooling_mid", pooling_mid, POOLINGS),
-                                 ("data_loss", data_loss, DATA_LOSSES),
-                                 ("osme_placement", osme_placement, PLACEMENTS),
-                                 ("merge_order", merge_order, MERGE_ORDERS)):
-        if value not in allowed:
-            raise FGVCError(f"cross_x option {name}={value!r} is not supported",
-                            f"use one of: {', '.join(allowed)}")
-    for k, lam in enumerate(lambdas, start=1):
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam) \
-                or lam < 0:
-            raise FGVCError(f"cross_x option lambda{k}={lam!r} must be a finite number >= 0",
-                            f"pass e.g. lambda{k}=1.0")
-    if isinstance(excitation_reduction, bool) or not isinstance(excitation_reduction, int) \
-            or excitation_reduction < 1:
-        raise FGVCError(f"excitation_reduction={excitation_reduction!r} must be an integer >= 1",
-                        "pass e.g. excitation_reduction=16 (gate width = channels // 16)")
-    if num_excitations is not None and (isinstance(num_excitations, bool)
-                                        or not isinstance(num_excitations, int)
-                                        or num_excitations < 1):
-        raise FGVCError(f"num_excitations={num_excitations!r} must be an integer >= 1",
-                        "pass e.g. num_excitations=2 (the paper's P)")
-    if not osme:
-        if num_excitations not in (None, 1):
-            raise FGVCError(f"num_excitations={num_excitations} needs OSME, but osme=False",
-                            "set osme=True, or drop num_excitations "
-                            "(osme=False has one map per stage)")
-        num_parts = 1
-    else:
-        num_parts = 2 if num_excitations is None else num_excitations
-    if c3s and num_parts < 2:
-        raise FGVCError(
-            f"c3s=True needs at least 2 OSME excitations, got osme={osme}, P={num_parts}",
-            "set osme=True with num_excitations >= 2, or c3s=False")
-    if cl and not (mid or merged):
-        raise FGVCError("cl=True needs a second branch to match against U^L, but mid and merged "
-                        "are both False", "set mid=True and/or merged=True, or cl=False")
-    return num_parts
-
-
-_OPTION_NAMES = ("weights", "num_excitations", "osme", "c3s", "mid", "merged", "cl",
-                 "pooling_mid", "lambda1", "lambda2", "lambda3", "data_loss", "cl_detach_target",
-                 "osme_placement", "excitation_reduction", "merge_order")
-
-#: Sec. 4.2. Weight decay: paper silent, released code none -> none (note 19).
-CROSS_X_RECIPE: dict[str, Any] = {
-    "optimizer": "sgd", "momentum": 0.9, "batch_size": 32, "lr": 0.01, "epochs": 30,
-    "scheduler": "multistep", "milestones": [15], "gamma": 0.1, "weight_decay": 0.0,
-    "backbone_lr_mult": 1.0, "warmup_epochs": 0, "image_size": 448,
-}
-
-
-@register_model("cross_x", default_backbone="seresnet50", paper_recipe=CROSS_X_RECIPE,
-                options=_OPTION_NAMES)
-def cross_x(num_classes: int, backbone: str = "seresnet50", pretrained: bool = False,
-            **opts: Any) -> CrossX:
-    """Build :class:`CrossX`; ``opts`` are its keyword options (e.g. ``**ABLATIONS["C3S"]``)."""
-    return CrossX(num_classes, backbone, pretrained, **opts)
+__all__ = ["ABLATIONS", "CrossX", "MergedPartMaps", "TABLE2"]

@@ -1,4 +1,4 @@
-"""CMAL-Net: cross-layer mutual attention learning (Liu et al., Pattern Recognition 140, 2023).
+"""CMAL-Net (Liu et al., Pattern Recognition 140, 2023): the network and its training step.
 
 Experts sit on stages 3, 4 and 5 of the backbone (``Backbone`` maps 1, 2, 3:
 ResNet ``layer2/3/4``). Each expert compresses its stage map with the head
@@ -122,36 +122,28 @@ Where the paper leaves a choice open, this implementation decides as follows.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from fgvc_lib.errors import FGVCError
+from fgvc_lib.methods.cmal import augment
+from fgvc_lib.methods.cmal.options import CMALOptions
 from fgvc_lib.models.base import FGVCModel
-from fgvc_lib.models.blocks import augment
 from fgvc_lib.models.blocks.cam import (class_activation_map, crop_and_resize, mask_to_box,
                                         minmax_normalize, pad_boxes, threshold_mask,
                                         upsample_maps)
 from fgvc_lib.models.blocks.pooling import GlobalPool
 from fgvc_lib.models.output import ModelOutput
-from fgvc_lib.models.registry import register_model
 
 if TYPE_CHECKING:
-    from fgvc_lib.engine.step import StepContext
+    from fgvc_lib.models.step import StepContext
 
-POOLINGS = ("max", "avg", "bilinear", "covariance")
 SECOND_ORDER = ("bilinear", "covariance")
-AUGMENTATIONS = ("mda", "raw", "random_crop", "pad_crop", "pad_crop_flip", "mixup", "cutmix",
-                 "saliencymix", "mix_random")
 MIXING = ("mixup", "cutmix", "saliencymix")
-CAM_CLASSES = ("prediction", "label")
-CLASSIFIERS = ("mlp", "linear")
-FUSIONS = ("logits", "probs")
-MDA_DRAWS = ("sample", "batch")
 
 
 def _conv_bn_elu(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
@@ -263,31 +255,23 @@ class CMALNet(FGVCModel):
     ddp_find_unused_parameters = True
 
     def __init__(self, num_classes: int, backbone: str = "resnet50", pretrained: bool = False,
-                 weights: str | None = None, *, cv: int = 1024, t: float = 0.5,
-                 pooling: str = "max", augmentation: str = "mda",
-                 cam_class: str = "prediction", crop_pad: float = 0.0,
-                 classifier: str = "mlp", fusion: str = "logits", mda_draw: str = "sample",
-                 expert_stages: Sequence[int] = (1, 2, 3), second_order_dim: int = 128,
-                 mix_alpha: float = 1.0, test_on_oval: bool = True) -> None:
-        expert_stages = tuple(int(s) for s in expert_stages)
-        _check_options(cv=cv, t=t, pooling=pooling, augmentation=augmentation,
-                       cam_class=cam_class, crop_pad=crop_pad, classifier=classifier,
-                       fusion=fusion, mda_draw=mda_draw, expert_stages=expert_stages,
-                       second_order_dim=second_order_dim, mix_alpha=mix_alpha)
+                 weights: str | None = None, options: CMALOptions = CMALOptions()) -> None:
         super().__init__(num_classes, backbone, pretrained, weights)
+        cv, classifier, pooling, second_order_dim = (options.cv, options.classifier,
+                                                     options.pooling, options.second_order_dim)
         self.cv = cv
-        self.t = float(t)
+        self.t = options.t
         self.pooling = pooling
-        self.augmentation = augmentation
-        self.cam_class = cam_class
-        self.crop_pad = float(crop_pad)
-        self.fusion = fusion
-        self.mda_draw = mda_draw
-        self.expert_stages = expert_stages
-        self.mix_alpha = float(mix_alpha)
+        self.augmentation = options.augmentation
+        self.cam_class = options.cam_class
+        self.crop_pad = options.crop_pad
+        self.fusion = options.fusion
+        self.mda_draw = options.mda_draw
+        expert_stages = self.expert_stages = options.expert_stages
+        self.mix_alpha = options.mix_alpha
         #: Evaluate on raw + A_oval (True) or on the raw image only (Table 9 "RAW";
         #: also what Grad-CAM wants: one pass through every layer).
-        self.test_on_oval = bool(test_on_oval)
+        self.test_on_oval = options.test_on_oval
         hidden = cv // 2 if classifier == "mlp" else None
         channels = self.backbone.channels
         self.experts = nn.ModuleList(
@@ -539,70 +523,4 @@ def _second_order_cam(feats: torch.Tensor, class_weights: torch.Tensor, kind: st
     return torch.einsum("bihw,bij,bjhw->bhw", feats, matrix, feats)
 
 
-def _choice_error(name: str, value: Any, allowed: Sequence[str]) -> FGVCError:
-    return FGVCError(f"CMAL-Net: unknown {name} {value!r}", f"use one of: {', '.join(allowed)}")
-
-
-def _check_options(*, cv: int, t: float, pooling: str, augmentation: str, cam_class: str,
-                   crop_pad: float, classifier: str, fusion: str, mda_draw: str,
-                   expert_stages: tuple[int, ...], second_order_dim: int,
-                   mix_alpha: float) -> None:
-    """Reject bad options before the backbone is built, naming the fix."""
-    if not isinstance(cv, int) or cv < 2 or cv % 2:
-        raise FGVCError(f"CMAL-Net: cv (C_v) must be an even integer >= 2, got {cv!r}",
-                        "use cv=1024 (the paper) or a smaller even number for smoke runs")
-    if not 0.0 <= float(t) <= 1.0:
-        raise FGVCError(f"CMAL-Net: threshold t must lie in [0, 1], got {t!r}",
-                        "use t=0.5 (the paper's default, Table 3)")
-    if pooling not in POOLINGS:
-        raise _choice_error("pooling", pooling, POOLINGS)
-    if augmentation in ("comixup", "co_mixup", "co-mixup"):
-        raise FGVCError("CMAL-Net: Co-Mixup (Table 2, Baseline 8) is not implemented",
-                        f"use one of: {', '.join(AUGMENTATIONS)}")
-    if augmentation not in AUGMENTATIONS:
-        raise _choice_error("augmentation", augmentation, AUGMENTATIONS)
-    if cam_class not in CAM_CLASSES:
-        raise _choice_error("cam_class", cam_class, CAM_CLASSES)
-    if not 0.0 <= float(crop_pad) < 0.5:
-        raise FGVCError(f"CMAL-Net: crop_pad must lie in [0, 0.5), got {crop_pad!r}",
-                        "use 0 (the paper) or 0.1 (the released code)")
-    if classifier not in CLASSIFIERS:
-        raise _choice_error("classifier", classifier, CLASSIFIERS)
-    if fusion not in FUSIONS:
-        raise _choice_error("fusion", fusion, FUSIONS)
-    if mda_draw not in MDA_DRAWS:
-        raise _choice_error("mda_draw", mda_draw, MDA_DRAWS)
-    if (not expert_stages or list(expert_stages) != sorted(set(expert_stages))
-            or expert_stages[0] < 0 or expert_stages[-1] > 3):
-        raise FGVCError(f"CMAL-Net: expert_stages must be increasing backbone map indices "
-                        f"in 0..3, got {expert_stages!r}",
-                        "use (1, 2, 3): stages 3, 4, 5 of the paper (ResNet layer2/3/4)")
-    if not isinstance(second_order_dim, int) or second_order_dim < 1:
-        raise FGVCError(f"CMAL-Net: second_order_dim must be a positive integer, got "
-                        f"{second_order_dim!r}", "use e.g. 128")
-    if not mix_alpha > 0:
-        raise FGVCError(f"CMAL-Net: mix_alpha must be > 0, got {mix_alpha!r}",
-                        "use 1.0 (uniform lam, the CutMix / SaliencyMix default)")
-
-
-#: The paper's Sec. 4.1 settings; backbone_lr_mult from the released code (note 11).
-CMAL_RECIPE: dict[str, Any] = {
-    "optimizer": "sgd", "lr": 0.002, "momentum": 0.9, "weight_decay": 5e-4,
-    "batch_size": 16, "epochs": 200, "scheduler": "cosine", "image_size": 448,
-    "backbone_lr_mult": 0.1,
-}
-
-_OPTION_NAMES = tuple(
-    name for name, p in inspect.signature(CMALNet.__init__).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY) + ("weights",)
-
-
-@register_model("cmal", default_backbone="resnet50", paper_recipe=CMAL_RECIPE,
-                options=_OPTION_NAMES)
-def cmal(num_classes: int, backbone: str = "resnet50", pretrained: bool = False,
-         **options: Any) -> CMALNet:
-    """Build :class:`CMALNet`; ``options`` are the keyword options of the module docstring."""
-    return CMALNet(num_classes, backbone, pretrained, **options)
-
-
-__all__ = ["AttentionRegions", "CMALNet", "CMAL_RECIPE", "ExpertHead", "ScoreClassifier", "cmal"]
+__all__ = ["AttentionRegions", "CMALNet", "ExpertHead", "ScoreClassifier"]

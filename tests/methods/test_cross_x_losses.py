@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fgvc_lib.errors import FGVCError
-from fgvc_lib.losses import c3s_loss, c3s_similarity, cross_layer_kl
+from fgvc_lib.methods.cross_x.losses import c3s_loss, c3s_similarity, cross_layer_kl
 
 
 def _numpy_s_and_loss(features: np.ndarray) -> tuple[np.ndarray, float]:

@@ -10,14 +10,15 @@
   with part boxes (the synthetic data), which part slot each excitation's
   peak falls in, beside the chance level of a uniformly drawn cell
   (the quantitative side of Fig. 5).
-* :func:`per_head_table` -- top-1 of every head of recorded runs, side by side;
-  :func:`plot_head_curves` -- their per-head validation curves and loss terms.
-* :func:`cost_breakdown` -- parameters and multiply-accumulates per top-level
-  component of a model (backbone, OSME blocks, merge, classifiers).
+
+Per-head tables and curves of recorded runs are
+:func:`fgvc_lib.reports.records.runs_table` (``columns=("run", "heads")``) and
+:func:`fgvc_lib.reports.plots.plot_curves` (``panels=``); the cost per
+component is :func:`fgvc_lib.reports.cost.cost_breakdown` (``split=("merge",)``).
 
 Implementation notes
 --------------------
-* ``S`` is computed with :func:`fgvc_lib.losses.c3s_similarity` on batches of
+* ``S`` is computed with :func:`fgvc_lib.methods.cross_x.losses.c3s_similarity` on batches of
   ``batch_size`` images (the loss's own ``N``) and averaged over batches.
   ``batch_statistics=True`` runs a copy of the model in training mode, so the
   BatchNorm after Eq. (5) normalises with the batch's own statistics, as in a
@@ -42,10 +43,6 @@ Implementation notes
   With GAP their spatial means add up to the head's logit minus its bias
   (a test checks it); with GMP on ``U^{L-1}`` the map is the same weighted
   sum, but the head pools by max.
-* MACs come from :class:`torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2)
-  on one evaluation forward at batch 1 on the model's device, attributed to the leaf
-  module that ran each operation; operations outside any leaf module (pooling
-  arithmetic, C3S's small matmul) are summed under "other".
 """
 from __future__ import annotations
 
@@ -81,7 +78,7 @@ def _levels_and_parts(attention: Mapping[str, torch.Tensor]) -> dict[str, list[s
         groups.setdefault(level, []).append(name)
     if not groups:
         raise FGVCError(f"no per-excitation maps '<level>/p<k>' among {sorted(attention)}",
-                        "pass a Cross-X model (fgvc_lib.models.cross_x)")
+                        "pass a Cross-X model (build_model('cross_x', ...))")
     return {lv: groups[lv] for lv in _ordered_levels(groups)}
 
 
@@ -129,7 +126,7 @@ def similarity_matrices(model: nn.Module, dataset, image_size: int, normalizer: 
                 out = net(normalizer(images.to(device)))
             if "S" not in out.extras:
                 raise FGVCError(f"{type(model).__name__} returns no extras['S']",
-                                "pass a Cross-X model (fgvc_lib.models.cross_x)")
+                                "pass a Cross-X model (build_model('cross_x', ...))")
             for level, s in out.extras["S"].items():
                 sums[level] = sums.get(level, 0) + s.detach().float().cpu()
             count += 1
@@ -145,7 +142,7 @@ def plot_similarity(matrices: Mapping[str, Mapping[str, np.ndarray]],
                     cell_size: float = 2.4) -> Figure:
     """Heat maps of ``S``: one row per entry of ``matrices`` (e.g. "untrained",
     "trained"), one column per level; each panel is titled with its Eq. (4) value."""
-    from fgvc_lib.losses import c3s_loss
+    from fgvc_lib.methods.cross_x.losses import c3s_loss
 
     if not matrices:
         raise FGVCError("plot_similarity got no matrices",
@@ -261,13 +258,13 @@ def part_cams(model: nn.Module, images: torch.Tensor,
     each map's own resolution; ``images`` must already be normalised. Runs
     one forward without gradients in the model's current mode.
     """
-    from fgvc_lib.models.blocks.osme import split_parts
+    from fgvc_lib.methods.cross_x.osme import split_parts
 
     classifiers = {"L": getattr(model, "fc_top", None), "L-1": getattr(model, "fc_mid", None),
                    "G": getattr(model, "fc_merged", None)}
     if classifiers["L"] is None or not hasattr(model, "cam_layers"):
         raise FGVCError(f"{type(model).__name__} has no Cross-X classifiers per level",
-                        "pass a Cross-X model (fgvc_lib.models.cross_x)")
+                        "pass a Cross-X model (build_model('cross_x', ...))")
     layers = model.cam_layers()
     captured: dict[str, torch.Tensor] = {}
     hooks = [layers[lv].register_forward_hook(
@@ -375,124 +372,3 @@ def excitation_report(model: nn.Module, dataset, image_size: int, normalizer: nn
         rows[f"{level}/chance"] = chance_slot_shares(raw_shapes[level], all_boxes, image_size)
     pointing = pd.DataFrame(rows, index=[*names, NONE_SLOT]).T.rename_axis("map (% of images)")
     return overlap, pointing
-
-
-def per_head_table(runs: Iterable[Mapping[str, Any]], split: str = "test",
-                   metric: str = "top1", options: Sequence[str] = ()):
-    """One row per recorded run, one column per head (``final`` first), plus what
-    produced it (method, backbone, dataset, image size, epochs, device).
-
-    ``options``: method options to show as columns, as the run used them (defaults of
-    its time included, :func:`fgvc_lib.models.registry.recorded_options`); ``-`` where
-    the run's method has no such option.
-    """
-    import pandas as pd
-    from pathlib import Path
-
-    from fgvc_lib.models.registry import recorded_options
-
-    rows = []
-    for rec in runs:
-        cfg = rec["config"]
-        row: dict[str, Any] = {
-            "run": Path(rec.get("path", "")).name, "method": cfg["method"],
-            "backbone": cfg["backbone"], "dataset": cfg["dataset"],
-            "image_size": cfg["image_size"], "epochs": cfg["epochs"],
-            "device": rec.get("provenance", {}).get("device", {}).get("name"),
-        }
-        used = recorded_options(rec["spec"]) if options and "spec" in rec else {}
-        row.update({name: used.get(name, "-") for name in options})
-        metrics = rec.get("metrics", {}).get(split, {})
-        for head in ["final", *[h for h in metrics if h != "final"]]:
-            if head in metrics:
-                row[f"{head} {metric}"] = metrics[head].get(metric)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def plot_head_curves(records: Mapping[str, Mapping[str, Any]],
-                     cell_size: tuple[float, float] = (4.2, 3.0)) -> Figure:
-    """Per run (one row each): validation top-1 of every head by epoch, and the
-    training loss terms (``ce``, ``c3s``, ``cl``, total ``loss``) by epoch.
-
-    ``records``: ``{title: results.json record}``; epochs without a value are skipped.
-    """
-    if not records:
-        raise FGVCError("plot_head_curves got no runs", "pass {title: record}")
-    fig = Figure(figsize=(2 * cell_size[0], cell_size[1] * len(records)), layout="constrained")
-    axes = fig.subplots(len(records), 2, squeeze=False)
-    for (title, rec), (ax_acc, ax_loss) in zip(records.items(), axes):
-        history = rec.get("history") or []
-        if not history:
-            raise FGVCError(f"run {title!r} has no history", "pass finished results.json records")
-        epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
-        heads = list(dict.fromkeys(k for h in history for k in h.get("val_heads", {})))
-        for head in heads:
-            ax_acc.plot(epochs, [h.get("val_heads", {}).get(head, np.nan) for h in history],
-                        marker="o", markersize=3, label=head)
-        terms = list(dict.fromkeys(k for h in history for k in h.get("train", {})))
-        for term in terms:
-            ax_loss.plot(epochs, [h.get("train", {}).get(term, np.nan) for h in history],
-                         marker="o", markersize=3, label=term)
-        ax_acc.set_title(f"{title}: validation top-1 per head", fontsize=9)
-        ax_loss.set_title(f"{title}: training loss terms", fontsize=9)
-        for ax, label in ((ax_acc, "top-1 (%)"), (ax_loss, "loss")):
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(label)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-    return fig
-
-
-def cost_breakdown(model: nn.Module, image_size: int, split: Sequence[str] = ("merge",)):
-    """Parameters (M) and multiply-accumulates (G, one image at ``image_size``) per
-    top-level child of ``model`` (``backbone``, ``osme_top``, ``merge``, ...), the
-    children named in ``split`` broken down into their own children (Cross-X's
-    ``merge``: ``K_1`` = ``reduce``, ``K_2`` = ``antialias``, ``bn``), a "total"
-    row and each component's share of the MACs in %."""
-    import pandas as pd
-    from torch.utils.flop_counter import FlopCounterMode
-
-    root = type(model).__name__
-    groups: list[str] = []
-    for name, child in model.named_children():
-        subs = [f"{name}.{sub}" for sub, _ in child.named_children()] if name in split else []
-        groups += subs or [name]
-    leaves = {name for name, m in model.named_modules() if name and not list(m.children())}
-
-    def group_of(name: str) -> str:
-        best = ""
-        for g in groups:
-            if (name == g or name.startswith(g + ".")) and len(g) > len(best):
-                best = g
-        return best or "other"
-
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, 3, image_size, image_size, device=device))
-    finally:
-        model.train(was_training)
-    counts = counter.get_flop_counts()
-    total_macs = sum(counts.get("Global", {}).values()) / 2
-    macs: dict[str, float] = {}
-    for key, ops in counts.items():
-        name = key[len(root) + 1:] if key.startswith(root + ".") else None
-        if name in leaves:
-            g = group_of(name)
-            macs[g] = macs.get(g, 0.0) + sum(ops.values()) / 2
-    macs["other"] = total_macs - sum(macs.values())
-    params: dict[str, float] = {}
-    for name, p in model.named_parameters():
-        g = group_of(name.rsplit(".", 1)[0])
-        params[g] = params.get(g, 0.0) + p.numel()
-    order = [g for g in [*groups, "other"] if params.get(g) or macs.get(g)]
-    table = pd.DataFrame({
-        "params (M)": [params.get(g, 0.0) / 1e6 for g in order],
-        f"GMACs @ {image_size}px": [macs.get(g, 0.0) / 1e9 for g in order],
-    }, index=order)
-    table.loc["total"] = [sum(params.values()) / 1e6, total_macs / 1e9]
-    table["MAC share (%)"] = 100 * table[f"GMACs @ {image_size}px"] / (total_macs / 1e9 or 1.0)
-    return table.rename_axis("component")

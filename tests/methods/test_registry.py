@@ -1,4 +1,4 @@
-"""The model registry: building by name, and the options a record keeps."""
+"""The method registry (fgvc_lib.methods): building by name, and the options a record keeps."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import torch
 from fgvc_lib.engine.checkpoint import atomic_torch_save
 from fgvc_lib.engine.trainer import load_trained_model
 from fgvc_lib.errors import FGVCError
-from fgvc_lib.models.registry import available_models, build_model
+from fgvc_lib.methods import available_methods as available_models, build_model
 
 
 @pytest.mark.parametrize("name", ["baseline", "cmal", "cross_x"])
@@ -52,7 +52,10 @@ def test_unknown_method_and_option_name_the_fix():
 
 
 def test_an_old_spec_without_resolved_options_reads_with_the_defaults_of_its_time():
-    from fgvc_lib.models.registry import default_options, recorded_options
+    from fgvc_lib.methods import get_spec, recorded_options
+
+    def default_options(name):
+        return get_spec(name).default_options()
 
     old_cross_x = {"method": "cross_x", "options": {"cl": False}}
     options = recorded_options(old_cross_x)

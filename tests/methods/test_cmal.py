@@ -9,14 +9,15 @@ import dataclasses
 import pytest
 import torch
 
-import fgvc_lib.models.cmal  # noqa: F401  (registers "cmal")
+
 from fgvc_lib.config import TrainConfig
-from fgvc_lib.engine.step import StepContext
+from fgvc_lib.models.step import StepContext
 from fgvc_lib.errors import FGVCError
-from fgvc_lib.models.blocks import augment
+from fgvc_lib.methods.cmal import augment
 from fgvc_lib.models.blocks.cam import crop_and_resize, mask_to_box, minmax_normalize, upsample_maps
-from fgvc_lib.models.cmal import AUGMENTATIONS, CMALNet, _draw_from_pool, _second_order_cam
-from fgvc_lib.models.registry import available_models, build_model, paper_recipe
+from fgvc_lib.methods.cmal import AUGMENTATIONS
+from fgvc_lib.methods.cmal.model import CMALNet, _draw_from_pool, _second_order_cam
+from fgvc_lib.methods import available_methods as available_models, build_model, get_spec
 
 K = 4
 
@@ -40,7 +41,7 @@ def _ctx(model: torch.nn.Module, seed: int = 0, lr: float = 0.01, cls=StepContex
 # -- registration and recipe -------------------------------------------------------
 def test_registered_with_the_papers_recipe():
     assert "cmal" in available_models()
-    recipe = paper_recipe("cmal")
+    recipe = dict(get_spec("cmal").paper_recipe)
     assert set(recipe) <= {f.name for f in dataclasses.fields(TrainConfig)}
     assert recipe["lr"] == 0.002 and recipe["batch_size"] == 16 and recipe["epochs"] == 200
     assert recipe["weight_decay"] == 5e-4 and recipe["image_size"] == 448

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 from torch.utils.data import Dataset
 
-from fgvc_lib.data.loaders import _subsample, stratified_split
+from fgvc_lib.engine.loaders import _subsample, stratified_split
 from fgvc_lib.errors import FGVCError
 
 

@@ -1,5 +1,5 @@
-"""CMAL-Net chapter helpers: boxes at another threshold, Fig. 5 regions, validation
-curves, training budgets, Tables 5-6 beside ours, Table 9 and the speed targets."""
+"""CMAL-Net chapter helpers: boxes at another threshold, Fig. 5 regions, Tables 5-6
+beside ours, Table 9 and the speed targets."""
 from __future__ import annotations
 
 import math
@@ -9,14 +9,12 @@ import pytest
 import torch
 from matplotlib.patches import Rectangle
 
-import fgvc_lib.models.cmal  # noqa: F401  (registers "cmal")
 from fgvc_lib.errors import FGVCError
-from fgvc_lib.models.registry import build_model
-from fgvc_lib.reports.cmal_figures import (RELEASED_LOOP_TRAIN_IMG_S, TABLE9_ROWS,
-                                           TRAIN_SPEEDUP_TARGET, attention_vs_paper,
-                                           inference_cost_table, plot_val_curves,
-                                           regions_at_threshold, show_attention_regions,
-                                           throughput_check, training_budget)
+from fgvc_lib.methods import build_model
+from fgvc_lib.methods.cmal.figures import (TABLE9_ROWS, attention_vs_paper,
+                                           inference_cost_table, regions_at_threshold,
+                                           show_attention_regions)
+from fgvc_lib.reports.speed import speed_targets, throughput_check
 
 SIZE = 32
 
@@ -85,43 +83,6 @@ def test_region_figure_errors_name_the_fix():
         show_attention_regions(images * 4 - 2, {}, {"A_1": torch.rand(2, 3, 8, 8)})
 
 
-def _record(status="finished", epochs=3, planned=3, steps=5.0, train_size=100, batch=32):
-    history = [{"epoch": e + 1, "val": {"top1": 10.0 * (e + 1)}, "optimizer_steps_per_batch": steps,
-                "train_images_per_s": 50.0} for e in range(epochs)]
-    rec = {"status": status, "history": history, "dataset": {"train_size": train_size},
-           "config": {"epochs": planned, "batch_size": batch, "backbone": "resnet18",
-                      "image_size": 64}}
-    if status == "finished":
-        rec["metrics"] = {"test": {"final": {"top1": 77.0}}}
-    return rec
-
-
-def test_val_curves_label_an_unfinished_run_with_its_progress():
-    fig = plot_val_curves({"done": _record(), "cut": _record("running", epochs=2, planned=5)})
-    lines = fig.axes[0].get_lines()
-    assert lines[0].get_ydata().tolist() == [10.0, 20.0, 30.0]
-    assert lines[1].get_label() == "cut (running: 2 of 5 epochs)"
-    assert lines[1].get_linestyle() == "--"
-    with pytest.raises(FGVCError, match="records no"):
-        plot_val_curves({"done": _record()}, key="val/top5")
-
-
-def test_training_budget_counts_optimizer_steps_like_the_loader():
-    table = training_budget({
-        "cmal": _record(epochs=2, steps=5.0, train_size=100, batch=32),       # 3 full batches
-        "small": _record(epochs=1, steps=1.0, train_size=40, batch=32),       # 2 (last kept)
-        "cut": _record("running", epochs=2, planned=4, steps=5.0, train_size=64, batch=32),
-    })
-    assert table.loc["cmal", "optimizer steps"] == 2 * 3 * 5
-    assert table.loc["small", "optimizer steps"] == 2
-    assert table.loc["cmal", "backbone passes / image"] == 10
-    assert math.isnan(table.loc["cut", "test top-1 (final)"])
-    assert table.loc["cmal", "test top-1 (final)"] == 77.0
-    assert table.loc["cut", "epochs planned"] == 4
-    with pytest.raises(FGVCError, match="lacks its config"):
-        training_budget({"x": {"history": []}})
-
-
 def test_attention_tables_put_our_maps_under_the_papers_columns():
     reports = {"baseline": {"cam": {"ACE": 50.0, "ACR": 40.0}},
                "cmal": {f"expert{i}": {"ACE": 10.0 * i, "ACR": 90.0 - i} for i in (1, 2, 3)}}
@@ -173,7 +134,7 @@ def test_throughput_targets_are_met_only_when_measured_as_specified():
     assert check.loc["training images/s", "met"] == "no"
     assert check.loc["training images/s", "measured / released loop"] == pytest.approx(124 / 54)
     assert check.loc["per-pass ratio to plain ResNet-50", "met"] == "no"
-    fast = _bench(train_img_s=TRAIN_SPEEDUP_TARGET * RELEASED_LOOP_TRAIN_IMG_S + 1,
+    fast = _bench(train_img_s=speed_targets()["cmal"]["target_img_s"] + 1,
                   reference_pass_ratio=0.9)
     check = throughput_check(fast)
     assert check.loc["training images/s", "met"] == "yes"

@@ -5,40 +5,24 @@
   chapter's widget moves ``t`` without running the network again).
 * :func:`show_attention_regions` -- Fig. 5: each input with the boxes of
   ``A_1 .. A_N`` and ``A_oval`` drawn on it, and the crops beside it.
-* :func:`plot_val_curves` -- validation accuracy per epoch of several runs on
-  one axis, an unfinished run labelled with its status.
-* :func:`training_budget` -- what two runs actually trained for (epochs,
-  batch, optimiser steps, backbone passes), to say what is comparable.
 * :func:`attention_vs_paper` -- Tables 5-6: the paper's ACE / ACR rows with
   our row from :func:`fgvc_lib.attention.report.attention_report` beneath.
 * :func:`inference_cost_table` -- Table 9's CMAL-Net rows beside a benchmark
   record of ``benchmarks/bench_model.py``.
-* :func:`throughput_check` -- the project's training-speed targets for
-  CMAL-Net against a benchmark record.
 
 Implementation notes
 --------------------
 * :func:`regions_at_threshold` sets the model's ``t`` for one call of
-  :meth:`~fgvc_lib.models.cmal.CMALNet.attention_regions` and restores it,
+  :meth:`~fgvc_lib.methods.cmal.model.CMALNet.attention_regions` and restores it,
   so the boxes come from the model's own code path (same normalisation,
   padding and empty-mask rule), not from a copy of it.
-* Optimiser steps per epoch follow the trainer's loader: the last partial
-  batch is dropped when the training split holds at least two batches
-  (``fgvc_lib.data.loaders.build_loaders``), on one process.
 * Table 9 times one image on the authors' GPU. The benchmark measures the
   whole ``RAW + A_oval`` forward at batch 1 and both variants per image at
   batch 16; the ``RAW`` forward at batch 1 is not measured and shows as
   missing, not as an estimate.
-* The speed targets are those of ``benchmarks/README.md``: training at least
-  three times the authors' released loop (54 images/s on an H100 at batch 16,
-  448 px, ``/work/shared/notes/paper-vs-official-code.md``), and at least
-  0.85 of a *compiled* plain ResNet-50 per backbone pass. A ratio measured
-  against an eager reference is reported as such, never as meeting the
-  second target.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,14 +30,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
 
 from fgvc_lib.errors import FGVCError
-from fgvc_lib.reports.speed_targets import PASS_RATIO_TARGET, RELEASED_LOOP
-
-#: Training images/s of the authors' released CMAL-Net loop (H100, batch 16, 448 px) and the
-#: project's required speed-up over it; the per-pass target is shared by every method.
-RELEASED_LOOP_TRAIN_IMG_S, TRAIN_SPEEDUP_TARGET = RELEASED_LOOP["cmal"]
+from fgvc_lib.reports.speed import bench_device, bench_measures
 
 #: Our attention map behind each column of Tables 5-6 (model, name in ``attention_report``).
 ATTENTION_COLUMNS: dict[str, tuple[str, str]] = {
@@ -79,7 +58,7 @@ _REGION_COLORS = ("tab:orange", "tab:green", "tab:blue", "tab:purple", "tab:red"
 
 def regions_at_threshold(model: torch.nn.Module, cams: Sequence[torch.Tensor],
                          image_size: Sequence[int] | int, t: float):
-    """Eqs. (5)-(7) with threshold ``t``: the :class:`~fgvc_lib.models.cmal.AttentionRegions`
+    """Eqs. (5)-(7) with threshold ``t``: the class:`~fgvc_lib.methods.cmal.model.AttentionRegions`
     of ``cams`` (the experts' raw CAMs, ``ModelOutput.attention["expert<n>"]``)."""
     if not hasattr(model, "attention_regions") or not hasattr(model, "t"):
         raise FGVCError(f"{type(model).__name__} has no CMAL-Net attention regions",
@@ -165,93 +144,6 @@ def show_attention_regions(images: Any, boxes: Mapping[str, Any], crops: Mapping
     return fig
 
 
-# ---------------------------------------------------------------- runs
-
-
-def _history_value(entry: Mapping[str, Any], key: str) -> float:
-    value: Any = entry
-    for part in key.split("/"):
-        if not isinstance(value, Mapping) or part not in value:
-            return float("nan")
-        value = value[part]
-    return float(value) if isinstance(value, (int, float)) else float("nan")
-
-
-def plot_val_curves(records: Mapping[str, Mapping[str, Any]], key: str = "val/top1",
-                    title: str | None = None,
-                    cell_size: tuple[float, float] = (5.5, 3.4)) -> Figure:
-    """One line per run: ``key`` (a ``/`` path into each history entry) per epoch.
-    A run whose status is not ``finished`` is labelled with its status and the
-    epochs it completed of those planned."""
-    if not records:
-        raise FGVCError("plot_val_curves got no runs", "pass {label: results.json record}")
-    fig = Figure(figsize=cell_size, layout="constrained")
-    ax = fig.subplots()
-    for label, rec in records.items():
-        history = rec.get("history") or []
-        if not history:
-            raise FGVCError(f"run {label!r} has no history", "pass records of runs that trained")
-        epochs = [entry.get("epoch", i + 1) for i, entry in enumerate(history)]
-        values = [_history_value(entry, key) for entry in history]
-        if all(math.isnan(v) for v in values):
-            raise FGVCError(f"run {label!r} records no {key!r}", "use e.g. key='val/top1'")
-        status = rec.get("status", "finished")
-        if status != "finished":
-            planned = rec.get("config", {}).get("epochs", "?")
-            label = f"{label} ({status}: {len(history)} of {planned} epochs)"
-        ax.plot(epochs, values, marker="o", markersize=3,
-                linestyle="-" if status == "finished" else "--", label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(key)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    if title:
-        ax.set_title(title, fontsize=10)
-    return fig
-
-
-def _batches_per_epoch(train_size: int, batch_size: int) -> int:
-    # The trainer drops the last partial batch when there are at least two (note 2).
-    if train_size >= 2 * batch_size:
-        return train_size // batch_size
-    return math.ceil(train_size / batch_size)
-
-
-def training_budget(records: Mapping[str, Mapping[str, Any]]):
-    """One row per run: status, backbone, image size, epochs done / planned,
-    batch size, optimiser steps per batch and in total, backbone passes with
-    gradients per training image, last-epoch training speed and test top-1."""
-    import pandas as pd
-
-    rows = {}
-    for label, rec in records.items():
-        cfg = rec.get("config", {})
-        history = rec.get("history") or []
-        if not cfg or not history or "dataset" not in rec:
-            raise FGVCError(f"run {label!r} lacks its config, history or dataset record",
-                            "pass results.json records of runs that trained at least one epoch")
-        steps_per_batch = float(history[-1].get("optimizer_steps_per_batch", 1.0))
-        world = int(rec.get("world_size", 1))
-        batches = _batches_per_epoch(int(rec["dataset"]["train_size"]) // world,
-                                     int(cfg["batch_size"]) // world)
-        test = rec.get("metrics", {}).get("test", {}).get("final", {}).get("top1")
-        rows[label] = {
-            "status": rec.get("status", "?"),
-            "backbone": cfg.get("backbone"),
-            "image size": cfg.get("image_size"),
-            "epochs done": len(history),
-            "epochs planned": cfg.get("epochs"),
-            "batch size": cfg.get("batch_size"),
-            "optimizer steps / batch": steps_per_batch,
-            "optimizer steps": int(round(len(history) * batches * steps_per_batch)),
-            "backbone passes / image": int(round(len(history) * steps_per_batch)),
-            "train img/s (last epoch)": history[-1].get("train_images_per_s"),
-            "test top-1 (final)": test,
-        }
-    return pd.DataFrame(rows).T.infer_objects()
-
-
 # ---------------------------------------------------------------- Tables 5-6
 
 
@@ -291,23 +183,6 @@ def attention_vs_paper(table_id: str, metric: str,
 # ---------------------------------------------------------------- Table 9 and speed
 
 
-def _bench_device(bench: Mapping[str, Any]) -> str:
-    prov = bench.get("provenance", {})
-    return prov.get("device", {}).get("name") or prov.get("device_name") or "unknown device"
-
-
-def _bench_measures(bench: Mapping[str, Any], needed: Sequence[str]) -> Mapping[str, Any]:
-    measures = bench.get("measures")
-    if not isinstance(measures, Mapping):
-        raise FGVCError("the benchmark record has no 'measures'",
-                        "pass the JSON written by benchmarks/bench_model.py --json")
-    missing = [k for k in needed if k not in measures]
-    if missing:
-        raise FGVCError(f"the benchmark record lacks {missing}",
-                        "re-run benchmarks/bench_model.py with --mode both --reference")
-    return measures
-
-
 def inference_cost_table(bench: Mapping[str, Any], baseline_params_m: float | None = None,
                          table_id: str = "cmal.table9"):
     """Table 9's ResNet-50 and CMAL-Net rows (paper) beside a CMAL-Net benchmark record.
@@ -319,7 +194,7 @@ def inference_cost_table(bench: Mapping[str, Any], baseline_params_m: float | No
 
     from fgvc_lib.reports import get_table
 
-    m = _bench_measures(bench, ("params_m", "macs_g", "macs_g_raw", "infer_bs1_ms",
+    m = bench_measures(bench, ("params_m", "macs_g", "macs_g_raw", "infer_bs1_ms",
                                 "infer_ms_per_img", "infer_raw_img_s"))
     cfg = bench.get("config", {})
     if cfg.get("method") not in (None, "cmal"):
@@ -329,7 +204,7 @@ def inference_cost_table(bench: Mapping[str, Any], baseline_params_m: float | No
     paper = {row.label: row.paper for row in table.rows}
     missing = [label for label in TABLE9_ROWS.values() if label not in paper]
     if missing:
-        raise FGVCError(f"{table_id} lacks the rows {missing}", "check fgvc_lib/reports/cmal.json")
+        raise FGVCError(f"{table_id} lacks the rows {missing}", "check fgvc_lib/methods/cmal/tables.json")
     batch = cfg.get("batch_size", "?")
     nan = float("nan")
     ours = {
@@ -358,59 +233,14 @@ def inference_cost_table(bench: Mapping[str, Any], baseline_params_m: float | No
     mode = "compiled" if cfg.get("compile") else "eager"
     df.attrs["caption"] = (
         f"{table.caption}. Paper: {table.paper} {table.source}, {table.notes.split(';')[0]}. "
-        f"Ours: {_bench_device(bench)}, {cfg.get('backbone', '?')}, "
+        f"Ours: {bench_device(bench)}, {cfg.get('backbone', '?')}, "
         f"{cfg.get('image_size', '?')} px, "
         f"K = {cfg.get('num_classes', '?')} classes, {precision}{layout}, {mode} "
         f"(benchmarks/bench_model.py); a missing value was not measured.")
     return df
 
 
-def throughput_check(bench: Mapping[str, Any]):
-    """The two CMAL-Net speed targets of ``benchmarks/README.md`` against a
-    benchmark record: training images/s (>= 3 x the released loop) and the
-    per-backbone-pass ratio to a compiled plain ResNet-50 (>= 0.85)."""
-    import pandas as pd
-
-    m = _bench_measures(bench, ("train_img_s", "reference_pass_ratio", "train_backbone_passes"))
-    raw = bench.get("raw", {})
-    compiled_reference = bool(raw.get("reference_compiled", False))
-    speed = float(m["train_img_s"])
-    ratio = float(m["reference_pass_ratio"])
-    target_speed = TRAIN_SPEEDUP_TARGET * RELEASED_LOOP_TRAIN_IMG_S
-    if ratio < PASS_RATIO_TARGET:
-        ratio_met = "no"
-    elif compiled_reference:
-        ratio_met = "yes"
-    else:
-        ratio_met = "not shown (eager reference)"
-    rows = {
-        "training images/s": {
-            "measured": speed,
-            "target": f">= {target_speed:.0f} ({TRAIN_SPEEDUP_TARGET:g} x the released loop's "
-                      f"{RELEASED_LOOP_TRAIN_IMG_S:g})",
-            "measured / released loop": speed / RELEASED_LOOP_TRAIN_IMG_S,
-            "met": "yes" if speed >= target_speed else "no",
-        },
-        "per-pass ratio to plain ResNet-50": {
-            "measured": ratio,
-            "target": f">= {PASS_RATIO_TARGET:g} vs a compiled ResNet-50 "
-                      f"(measured vs {'a compiled' if compiled_reference else 'an eager'} one)",
-            "measured / released loop": float("nan"),
-            "met": ratio_met,
-        },
-    }
-    df = pd.DataFrame(rows).T.infer_objects()
-    cfg = bench.get("config", {})
-    df.attrs["caption"] = (
-        f"Training speed of CMAL-Net: {_bench_device(bench)}, {cfg.get('backbone', '?')}, "
-        f"{cfg.get('image_size', '?')} px, batch {cfg.get('batch_size', '?')}, "
-        f"{int(m['train_backbone_passes'])} backbone passes per batch; released loop measured on "
-        f"an H100 at batch 16, 448 px.")
-    return df
-
-
 __all__ = [
-    "ATTENTION_COLUMNS", "PASS_RATIO_TARGET", "RELEASED_LOOP_TRAIN_IMG_S", "TABLE9_ROWS",
-    "TRAIN_SPEEDUP_TARGET", "attention_vs_paper", "inference_cost_table", "plot_val_curves",
-    "regions_at_threshold", "show_attention_regions", "throughput_check", "training_budget",
+    "ATTENTION_COLUMNS", "TABLE9_ROWS", "attention_vs_paper", "inference_cost_table",
+    "regions_at_threshold", "show_attention_regions",
 ]

@@ -9,15 +9,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import fgvc_lib.models.cross_x  # noqa: F401  (registers "cross_x")
+
 from fgvc_lib.config import TrainConfig, resolve_config
-from fgvc_lib.engine.step import StepContext
+from fgvc_lib.models.step import StepContext
 from fgvc_lib.errors import FGVCError
-from fgvc_lib.models.blocks.osme import (OSME, part_activation_maps, residual_block_parts,
+from fgvc_lib.methods.cross_x.osme import (OSME, part_activation_maps, residual_block_parts,
                                          residual_block_plain)
-from fgvc_lib.models.cross_x import ABLATIONS, TABLE2, CrossX, MergedPartMaps
+from fgvc_lib.methods.cross_x.model import ABLATIONS, TABLE2, CrossX, MergedPartMaps
 from fgvc_lib.models.output import ModelOutput
-from fgvc_lib.models.registry import available_models, build_model, default_backbone, paper_recipe
+from fgvc_lib.methods import available_methods as available_models, build_model, get_spec
 
 K = 4  # classes
 SIZE = 64  # resnet18 at 64 px: U^{L-1} 4x4, U^L 2x2
@@ -322,12 +322,12 @@ def test_loss_goes_down_on_a_fixed_batch():
     ({"osme": False, "c3s": True}, "c3s=True needs at least 2"),
     ({"num_excitations": 1}, "c3s=True needs at least 2"),
     ({"mid": False, "merged": False}, "cl=True needs a second branch"),
-    ({"pooling_mid": "median"}, "pooling_mid='median'"),
-    ({"data_loss": "focal"}, "data_loss='focal'"),
+    ({"pooling_mid": "median"}, "unknown pooling_mid 'median'"),
+    ({"data_loss": "focal"}, "unknown data_loss 'focal'"),
     ({"merge_order": "sideways"}, "merge_order"),
     ({"lambda2": -1.0}, "lambda2"),
     ({"lambda1": float("nan")}, "lambda1"),
-    ({"osme": "yes"}, "True or False"),
+    ({"osme": "yes"}, "true or false"),
     ({"num_excitations": 0}, "num_excitations"),
     ({"osme": False, "c3s": False, "num_excitations": 3}, "needs OSME"),
     ({"excitation_reduction": 0}, "excitation_reduction"),
@@ -345,8 +345,8 @@ def test_residual_placement_on_efficientnet_is_refused():
 
 def test_registration_and_paper_recipe():
     assert "cross_x" in available_models()
-    assert default_backbone("cross_x") == "seresnet50"
-    recipe = paper_recipe("cross_x")
+    assert get_spec("cross_x").default_backbone == "seresnet50"
+    recipe = dict(get_spec("cross_x").paper_recipe)
     assert set(recipe) <= {f.name for f in fields(TrainConfig)}
     assert (recipe["optimizer"], recipe["lr"], recipe["momentum"], recipe["batch_size"],
             recipe["epochs"], recipe["scheduler"], recipe["milestones"], recipe["gamma"],

@@ -2,6 +2,10 @@
 
 The validation split is carved from the training set (seeded, stratified):
 model selection never looks at the test set.
+
+This module lives in the engine, not in :mod:`fgvc_lib.data`, because it
+reads a run's config: the data layer knows datasets and transforms only and
+imports nothing above itself (see :mod:`fgvc_lib.methods` for the layering).
 """
 from __future__ import annotations
 
@@ -84,10 +88,15 @@ def build_split(cfg: TrainConfig, split: str, transform=None) -> Dataset:
     return build_dataset(cfg.dataset, cfg.data_root, split, transform, **opts)
 
 
-def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, Dataset, list[str]]:
-    """Train (minus validation), validation and test datasets with their transforms."""
-    t_train = train_transform(cfg.image_size, cfg.resize_size)
+def build_datasets(cfg: TrainConfig, augment: bool = True
+                   ) -> tuple[Dataset, Dataset | None, Dataset, list[str]]:
+    """Train (minus validation), validation and test datasets with their transforms.
+
+    ``augment=False`` gives the training images the evaluation transform (a frozen-feature
+    probe wants each image once, as the test set sees it); the split is the same.
+    """
     t_eval = eval_transform(cfg.image_size, cfg.resize_size)
+    t_train = train_transform(cfg.image_size, cfg.resize_size) if augment else t_eval
     train_full = build_split(cfg, "train")
     test = build_split(cfg, "test", t_eval)
     classes = list(train_full.classes)

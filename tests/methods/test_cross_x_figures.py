@@ -1,23 +1,21 @@
 """Cross-X chapter measures: S of Eq. (3) over a dataset, per-excitation CAMs,
-excitation overlap and pointing per part slot, per-head tables, cost breakdown."""
+excitation overlap and pointing per part slot, the cost of the merged maps."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 import torch
 
-import fgvc_lib.models.cross_x  # noqa: F401  (registers "cross_x")
+
 from fgvc_lib.data.synthetic import SyntheticFGVC
 from fgvc_lib.data.transforms import DeviceNormalize
 from fgvc_lib.errors import FGVCError
-from fgvc_lib.losses import c3s_similarity
-from fgvc_lib.models.registry import build_model
-from fgvc_lib.reports.cross_x_figures import (chance_slot_shares, cost_breakdown,
-                                              excitation_report, part_cams, peak_part_slots,
-                                              per_head_table, plot_head_curves, plot_similarity,
+from fgvc_lib.methods.cross_x.losses import c3s_similarity
+from fgvc_lib.methods import build_model
+from fgvc_lib.methods.cross_x.figures import (chance_slot_shares, excitation_report,
+                                              part_cams, peak_part_slots, plot_similarity,
                                               similarity_matrices)
+from fgvc_lib.reports.cost import cost_breakdown
 
 SIZE = 64  # resnet18 at 64 px: U^{L-1} and U^G 4x4, U^L 2x2
 
@@ -128,39 +126,8 @@ def test_excitation_report_errors(model, data):
         part_cams(baseline, torch.zeros(1, 3, SIZE, SIZE))
 
 
-def test_per_head_table_puts_final_first_and_leaves_missing_heads_empty():
-    def record(name, heads):
-        return {"path": f"/x/{name}", "config": {"method": name, "backbone": "resnet50",
-                                                 "dataset": "synthetic", "image_size": 448,
-                                                 "epochs": 12},
-                "provenance": {"device": {"name": "H100"}},
-                "metrics": {"test": {h: {"top1": v} for h, v in heads.items()}}}
-
-    table = per_head_table([record("cross_x", {"L": 90.0, "final": 98.5, "G": 99.0}),
-                            record("baseline", {"final": 91.3, "fc": 91.3})])
-    heads = [c for c in table.columns if c.endswith("top1")]
-    assert heads[0] == "final top1"
-    assert table.loc[0, "L top1"] == 90.0 and math.isnan(table.loc[1, "L top1"])
-    assert table["run"].tolist() == ["cross_x", "baseline"]
-
-
-def test_per_head_table_shows_the_options_each_run_used():
-    def record(name, method, spec_options):
-        return {"path": f"/x/{name}", "config": {"method": method, "backbone": "resnet18",
-                                                 "dataset": "cub_list", "image_size": 128,
-                                                 "epochs": 5},
-                "spec": {"method": method, **spec_options},
-                "metrics": {"test": {"final": {"top1": 50.0}}}}
-
-    table = per_head_table([
-        record("old", "cross_x", {"options": {}}),   # made before resolved_options existed
-        record("new", "cross_x", {"options": {}, "resolved_options": {"data_loss": "per_branch"}}),
-        record("plain", "baseline", {"options": {}})], options=("data_loss",))
-    assert table["data_loss"].tolist() == ["mixture", "per_branch", "-"]
-
-
 def test_cost_breakdown_counts_the_merged_3x3_conv(model):
-    table = cost_breakdown(model, SIZE)
+    table = cost_breakdown(model, SIZE, split=("merge",))
     total_params = sum(p.numel() for p in model.parameters()) / 1e6
     assert table.loc["total", "params (M)"] == pytest.approx(total_params)
     components = table.drop(index="total")
@@ -170,15 +137,3 @@ def test_cost_breakdown_counts_the_merged_3x3_conv(model):
     assert table.loc["merge.antialias", f"GMACs @ {SIZE}px"] * 1e9 == pytest.approx(k2_macs)
     assert components["MAC share (%)"].sum() == pytest.approx(100.0)
     assert not model.training
-
-
-def test_plot_head_curves_draws_every_head_and_loss_term():
-    history = [{"epoch": e, "train": {"loss": 1.0 / e, "ce": 2.0 / e, "c3s": -1.0, "cl": 0.1},
-                "val_heads": {"final": 10.0 * e, "L": 8.0 * e, "L-1": 2.0 * e}} for e in (1, 2, 3)]
-    fig = plot_head_curves({"run": {"history": history}})
-    acc, loss = fig.axes[:2]
-    assert [line.get_label() for line in acc.get_lines()] == ["final", "L", "L-1"]
-    assert [line.get_label() for line in loss.get_lines()] == ["loss", "ce", "c3s", "cl"]
-    np.testing.assert_allclose(acc.get_lines()[2].get_ydata(), [2.0, 4.0, 6.0])
-    with pytest.raises(FGVCError, match="no history"):
-        plot_head_curves({"empty": {"history": []}})

@@ -1,0 +1,80 @@
+"""Where a model's parameters and multiply-accumulates go, per component.
+
+:func:`cost_breakdown` works on any ``nn.Module`` (every registered method:
+``backbone``, CMAL-Net's ``experts`` and ``classifiers``, Cross-X's OSME
+blocks and ``merge``, ...), so the chapters and the comparison read the same
+table.
+
+Implementation notes
+--------------------
+* MACs come from :class:`torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2)
+  on one evaluation forward at batch 1 on the model's device, attributed to the
+  leaf module that ran each operation; operations outside any leaf module
+  (pooling arithmetic, a loss's small matmul, a crop-and-resize) are summed
+  under "other". The model is put back in the mode it was in.
+* A component is a top-level child of the model (``model.named_children()``);
+  the children named in ``split`` are broken down into their own children.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+
+def cost_breakdown(model: nn.Module, image_size: int, split: Sequence[str] = ()):
+    """Parameters (M) and multiply-accumulates (G, one image at ``image_size``) per
+    top-level child of ``model``, the children named in ``split`` broken down into
+    their own children (e.g. Cross-X's ``merge``: ``merge.reduce`` = ``K_1``,
+    ``merge.antialias`` = ``K_2``, ``merge.bn``), a "total" row and each
+    component's share of the MACs in %."""
+    import pandas as pd
+    from torch.utils.flop_counter import FlopCounterMode
+
+    root = type(model).__name__
+    groups: list[str] = []
+    for name, child in model.named_children():
+        subs = [f"{name}.{sub}" for sub, _ in child.named_children()] if name in split else []
+        groups += subs or [name]
+    leaves = {name for name, m in model.named_modules() if name and not list(m.children())}
+
+    def group_of(name: str) -> str:
+        best = ""
+        for g in groups:
+            if (name == g or name.startswith(g + ".")) and len(g) > len(best):
+                best = g
+        return best or "other"
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, 3, image_size, image_size, device=device))
+    finally:
+        model.train(was_training)
+    counts = counter.get_flop_counts()
+    total_macs = sum(counts.get("Global", {}).values()) / 2
+    macs: dict[str, float] = {}
+    for key, ops in counts.items():
+        name = key[len(root) + 1:] if key.startswith(root + ".") else None
+        if name in leaves:
+            g = group_of(name)
+            macs[g] = macs.get(g, 0.0) + sum(ops.values()) / 2
+    macs["other"] = total_macs - sum(macs.values())
+    params: dict[str, float] = {}
+    for name, p in model.named_parameters():
+        g = group_of(name.rsplit(".", 1)[0])
+        params[g] = params.get(g, 0.0) + p.numel()
+    order = [g for g in [*groups, "other"] if params.get(g) or macs.get(g)]
+    table = pd.DataFrame({
+        "params (M)": [params.get(g, 0.0) / 1e6 for g in order],
+        f"GMACs @ {image_size}px": [macs.get(g, 0.0) / 1e9 for g in order],
+    }, index=order)
+    table.loc["total"] = [sum(params.values()) / 1e6, total_macs / 1e9]
+    table["MAC share (%)"] = 100 * table[f"GMACs @ {image_size}px"] / (total_macs / 1e9 or 1.0)
+    return table.rename_axis("component")
+
+
+__all__ = ["cost_breakdown"]

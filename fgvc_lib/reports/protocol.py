@@ -1,0 +1,136 @@
+"""The fair protocol every chapter's real-data comparison follows, written once.
+
+A method is compared with the baseline only when both ran
+
+* on the same data (dataset, split, subsample) at the same input size;
+* for the same number of epochs, and the table says how many optimiser steps
+  each took (CMAL-Net takes N + 2 steps per batch, so equal epochs are not
+  equal steps: both are reported);
+* with the same seeds (three), each run selected on its validation split
+  (``best.pt``; the test set never chooses), reported as mean and spread;
+* beside the frozen-feature linear probe of the same backbone at the same
+  input size (:mod:`fgvc_lib.engine.probe`): the floor a fine-tune must reach.
+
+A claimed effect (the paper says method A beats B) is then read as
+
+* **agrees**: our difference has the paper's sign and is larger than twice
+  its standard error, ``|d| > 2 sqrt(s_a^2 / n_a + s_b^2 / n_b)``;
+* **disagrees**: the same, with the opposite sign;
+* **within the spread**: anything smaller (or fewer than two seeds a side).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fgvc_lib.errors import FGVCError
+
+#: Seeds every real-data comparison uses.
+SEEDS: tuple[int, ...] = (0, 1, 2)
+#: Settings two runs must share to be compared (TrainConfig keys).
+SAME_RECIPE_KEYS: tuple[str, ...] = (
+    "dataset", "image_size", "resize_size", "epochs", "batch_size", "lr", "backbone",
+    "backbone_lr_mult", "weight_decay", "scheduler", "warmup_epochs", "pretrained",
+    "max_train_samples", "max_test_samples", "val_fraction", "label_smoothing")
+
+
+def _value(record: Mapping[str, Any], metric: str, head: str, split: str) -> float:
+    try:
+        return float(record["metrics"][split][head][metric])
+    except KeyError as exc:
+        raise FGVCError(f"run {record.get('path', '?')} has no {split}/{head}/{metric}",
+                        "pass finished run records (results.json)") from exc
+
+
+def optimizer_steps(record: Mapping[str, Any]) -> float:
+    """Optimiser steps a run took: batches per epoch x steps per batch, summed over epochs."""
+    data = record.get("dataset", {})
+    cfg = record.get("config", {})
+    batches = max(1, int(data.get("train_size", 0)) // max(1, int(cfg.get("batch_size", 1))))
+    return float(sum(batches * float(h.get("optimizer_steps_per_batch", 1.0))
+                     for h in record.get("history", [])))
+
+
+def seed_stats(records: Sequence[Mapping[str, Any]], metric: str = "top1",
+               head: str = "final", split: str = "test") -> dict[str, Any]:
+    """Mean, sample standard deviation, count and the per-seed values of ``metric``."""
+    if not records:
+        raise FGVCError("no runs to summarise", "train the rows first (three seeds each)")
+    by_seed = sorted(((int(r["config"].get("seed", 0)), _value(r, metric, head, split))
+                      for r in records))
+    values = [v for _, v in by_seed]
+    return {"mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else float("nan"),
+            "n": len(values), "seeds": [s for s, _ in by_seed], "values": values,
+            "optimizer_steps": statistics.fmean(optimizer_steps(r) for r in records)}
+
+
+def effect_verdict(ours: Mapping[str, Any], reference: Mapping[str, Any],
+                   paper_says_better: bool = True) -> str:
+    """"agrees" / "disagrees" / "within the spread" for the claim "ours beats reference"
+    (or "ours is worse" when ``paper_says_better`` is False); inputs are :func:`seed_stats`."""
+    if ours["n"] < 2 or reference["n"] < 2:
+        return "within the spread"
+    diff = ours["mean"] - reference["mean"]
+    se = math.sqrt(ours["std"] ** 2 / ours["n"] + reference["std"] ** 2 / reference["n"])
+    if abs(diff) <= 2 * se:
+        return "within the spread"
+    return "agrees" if (diff > 0) == paper_says_better else "disagrees"
+
+
+def recipe_differences(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The :data:`SAME_RECIPE_KEYS` on which ``runs`` disagree (empty when fair)."""
+    diffs: dict[str, list[Any]] = {}
+    for key in SAME_RECIPE_KEYS:
+        values = []
+        for r in runs:
+            v = r.get("config", {}).get(key)
+            if v not in values:
+                values.append(v)
+        if len(values) > 1:
+            diffs[key] = values
+    return diffs
+
+
+def comparison_table(groups: Mapping[str, Sequence[Mapping[str, Any]]],
+                     reference: str = "baseline", probe: Mapping[str, Any] | None = None,
+                     claims: Mapping[str, bool] | None = None, metric: str = "top1",
+                     head: str = "final", check_recipe: bool = True):
+    """One row per label of ``groups`` (label -> that row's seed runs): mean +- std of the
+    test ``metric``, seeds, epochs, optimiser steps, the difference to ``reference`` and,
+    where ``claims`` gives the paper's direction for a label, the verdict. The probe record
+    (:func:`fgvc_lib.engine.probe.run_probe`) becomes the first row.
+
+    With ``check_recipe`` a comparison whose runs differ in a :data:`SAME_RECIPE_KEYS`
+    setting other than the method options is refused, naming the setting.
+    """
+    import pandas as pd
+
+    claims = dict(claims or {})
+    if check_recipe:
+        diffs = recipe_differences([r for runs in groups.values() for r in runs])
+        if diffs:
+            raise FGVCError(f"the runs differ in {diffs}: not a fair comparison",
+                            "train every row with the same recipe (only method options differ)")
+    stats = {label: seed_stats(runs, metric, head) for label, runs in groups.items()}
+    ref = stats.get(reference)
+    rows = []
+    if probe is not None:
+        rows.append({"": "linear probe (frozen features)",
+                     "test top-1 (%)": _value(probe, metric, head, "test"), "std": float("nan"),
+                     "seeds": "-", "epochs": "-", "optimizer steps": "-",
+                     "vs " + reference: float("nan"), "paper's claim": ""})
+    for label, st in stats.items():
+        runs = groups[label]
+        verdict = ""
+        if label in claims and ref is not None and label != reference:
+            verdict = effect_verdict(st, ref, claims[label])
+        rows.append({"": label, "test top-1 (%)": st["mean"], "std": st["std"],
+                     "seeds": ",".join(map(str, st["seeds"])),
+                     "epochs": runs[0]["config"].get("epochs"),
+                     "optimizer steps": round(st["optimizer_steps"]),
+                     "vs " + reference: (st["mean"] - ref["mean"]) if ref else float("nan"),
+                     "paper's claim": verdict})
+    return pd.DataFrame(rows).set_index("")

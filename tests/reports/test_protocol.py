@@ -1,0 +1,56 @@
+"""The fair protocol: seed statistics, verdicts and refusal of unfair comparisons."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from fgvc_lib.errors import FGVCError
+from fgvc_lib.reports.protocol import (comparison_table, effect_verdict, optimizer_steps,
+                                       seed_stats)
+
+
+def _run(top1: float, seed: int, steps_per_batch: float = 1.0, lr: float = 0.01) -> dict:
+    return {"config": {"seed": seed, "epochs": 2, "batch_size": 10, "lr": lr,
+                       "dataset": "cub_list", "image_size": 224},
+            "dataset": {"train_size": 100},
+            "history": [{"optimizer_steps_per_batch": steps_per_batch}] * 2,
+            "metrics": {"test": {"final": {"top1": top1}}}}
+
+
+def test_seed_stats_are_mean_and_sample_std_by_hand():
+    st = seed_stats([_run(80.0, 2), _run(82.0, 0), _run(84.0, 1)])
+    assert st["mean"] == pytest.approx(82.0)
+    assert st["std"] == pytest.approx(2.0)  # sqrt(((-2)^2 + 0 + 2^2) / 2)
+    assert st["seeds"] == [0, 1, 2] and st["values"] == [82.0, 84.0, 80.0]
+    assert st["optimizer_steps"] == 20  # 100 // 10 batches x 1 step x 2 epochs
+
+
+def test_optimizer_steps_count_every_step_of_a_multi_step_method():
+    assert optimizer_steps(_run(0.0, 0, steps_per_batch=5.0)) == 100
+
+
+def test_verdicts_use_twice_the_standard_error():
+    ref = seed_stats([_run(v, s) for s, v in enumerate((80.0, 81.0, 82.0))])
+    # se = sqrt(1/3 + 1/3) = 0.816: a 1.5-point gain is within the spread, 2 points is not.
+    close = seed_stats([_run(v + 1.5, s) for s, v in enumerate((80.0, 81.0, 82.0))])
+    far = seed_stats([_run(v + 2.0, s) for s, v in enumerate((80.0, 81.0, 82.0))])
+    assert effect_verdict(close, ref) == "within the spread"
+    assert effect_verdict(far, ref) == "agrees"
+    assert effect_verdict(ref, far) == "disagrees"
+    assert effect_verdict(ref, far, paper_says_better=False) == "agrees"
+    assert effect_verdict(seed_stats([_run(99.0, 0)]), ref) == "within the spread"
+
+
+def test_the_table_puts_the_probe_first_and_refuses_an_unfair_recipe():
+    probe = {"metrics": {"test": {"final": {"top1": 85.0}}}}
+    groups = {"baseline": [_run(v, s) for s, v in enumerate((80.0, 81.0, 82.0))],
+              "method": [_run(v + 3, s) for s, v in enumerate((80.0, 81.0, 82.0))]}
+    table = comparison_table(groups, probe=probe, claims={"method": True})
+    assert list(table.index) == ["linear probe (frozen features)", "baseline", "method"]
+    assert table.loc["method", "vs baseline"] == pytest.approx(3.0)
+    assert table.loc["method", "paper's claim"] == "agrees"
+    assert math.isnan(table.loc["linear probe (frozen features)", "std"])
+    groups["method"][0]["config"]["lr"] = 0.1
+    with pytest.raises(FGVCError, match="lr"):
+        comparison_table(groups)
