@@ -1,7 +1,6 @@
 """Overlays, attention grids and learning curves: return Figures, never touch the backend."""
 from __future__ import annotations
 
-import sys
 
 import matplotlib
 import numpy as np
@@ -15,22 +14,7 @@ from fgvc_lib.attention import denormalize, overlay, show_attention_grid
 from fgvc_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
-@pytest.fixture(autouse=True)
-def backend_untouched(monkeypatch):
-    """Fail if a plot function selects a backend or registers a pyplot figure."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("the library must not change the matplotlib backend")
-
-    monkeypatch.setattr(matplotlib, "use", refuse)
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    if pyplot is not None:
-        monkeypatch.setattr(pyplot, "switch_backend", refuse)
-    before = dict.__getitem__(matplotlib.rcParams, "backend")
-    figures_before = pyplot.get_fignums() if pyplot is not None else []
-    yield
-    assert dict.__getitem__(matplotlib.rcParams, "backend") == before
-    if pyplot is not None:
-        assert pyplot.get_fignums() == figures_before
+pytestmark = pytest.mark.usefixtures("backend_untouched")
 
 
 def test_overlay_blends_by_alpha_and_resizes_the_map():

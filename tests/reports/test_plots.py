@@ -1,9 +1,7 @@
 """plot_curves: the one learning-curve plotter, for one run, several on one axis, or per head."""
 from __future__ import annotations
 
-import sys
 
-import matplotlib
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
@@ -14,20 +12,7 @@ from fgvc_lib.reports.plots import plot_curves
 from fgvc_lib.reports.records import RunRecord
 
 
-@pytest.fixture(autouse=True)
-def backend_untouched(monkeypatch):
-    """Fail if the plotter selects a backend or registers a pyplot figure."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("the library must not change the matplotlib backend")
-
-    monkeypatch.setattr(matplotlib, "use", refuse)
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    if pyplot is not None:
-        monkeypatch.setattr(pyplot, "switch_backend", refuse)
-    figures_before = pyplot.get_fignums() if pyplot is not None else []
-    yield
-    if pyplot is not None:
-        assert pyplot.get_fignums() == figures_before
+pytestmark = pytest.mark.usefixtures("backend_untouched")
 
 
 def _history(epochs=3):
