@@ -53,6 +53,10 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     h.add_argument("--weight-decay", type=float, help="L2 weight decay (not on biases and norms)")
     h.add_argument("--warmup-epochs", type=int, help="linear learning-rate warm-up, in epochs")
     h.add_argument("--label-smoothing", type=float, help="label smoothing of the cross-entropy")
+    h.add_argument("--bn-policy", choices=["auto", "train", "source", "frozen"],
+                   help="the backbone's BatchNorm statistics while training: updated as usual "
+                        "(train), with the pretrained weights' own momentum (source), or kept "
+                        "(frozen); auto: train from scratch, frozen for pretrained weights")
     h.add_argument("--backbone-lr-mult", type=float,
                    help="backbone learning rate = lr x this (e.g. 0.1 when fine-tuning)")
     h.add_argument("--workers", type=int, dest="num_workers", help="data loader workers")
@@ -118,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(pr)
     pr.add_argument("--out", required=True, help="output folder for the probe's record")
     pr.add_argument("--quiet", action="store_true", help="no progress lines")
+    sw = sub.add_parser("sweep", help="train one run per grid point and pick the best on "
+                        "validation", description="Train (or load) one run per combination of "
+                        "--grid values under OUT/<setting=value,...>/ and print each run's best "
+                        "validation top-1; the selection never reads the test set.")
+    _add_run_arguments(sw)
+    sw.add_argument("--grid", action="append", required=True, metavar="SETTING=V1,V2",
+                    help="a TrainConfig setting and its values, repeatable "
+                         "(e.g. --grid backbone_lr_mult=0.1,1.0 --grid weight_decay=5e-4,5e-5)")
+    sw.add_argument("--out", required=True, help="root folder of the sweep's runs")
+    sw.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.add_parser("tables", help="list the paper tables the book reproduces",
                    description="List the paper tables the book reproduces.")
     r = sub.add_parser("results", help="table of recorded runs under a folder",
@@ -130,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: TrainConfig settings that ``train`` / ``table`` / ``probe`` flags override.
 RUN_SETTINGS = ("backbone", "pretrained", "weights", "epochs", "batch_size", "lr",
                 "backbone_lr_mult", "image_size", "resize_size", "weight_decay", "warmup_epochs",
-                "label_smoothing", "num_workers", "seed", "max_train_samples",
+                "label_smoothing", "bn_policy", "num_workers", "seed", "max_train_samples",
                 "max_test_samples", "compile", "amp", "deterministic")
 
 
@@ -261,6 +275,25 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from fgvc_lib.engine.sweep import point_name, select_on_validation, sweep, validation_score
+    from fgvc_lib.io import parse_key_value
+
+    grid = {}
+    for item in args.grid:
+        key, raw = parse_key_value(item)
+        values = raw if isinstance(raw, list) else [parse_key_value(f"{key}={v}")[1]
+                                                     for v in str(raw).split(",")]
+        grid[key] = values
+    records = sweep(_config_from_args(args), grid, args.out, device=args.device,
+                    progress=not args.quiet)
+    best = select_on_validation(records)
+    for rec in records:
+        mark = "  <- selected on validation" if rec is best else ""
+        print(f"{point_name(rec['sweep_point'])}: best val top1 {validation_score(rec):.2f}%{mark}")
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     from fgvc_lib.reports.records import load_runs, runs_table
 
@@ -290,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_table(args)
         if args.command == "probe":
             return cmd_probe(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
         return cmd_list(args.command)
     except FGVCError as exc:
         print(f"fgvc: error: {exc}", file=sys.stderr)

@@ -7,6 +7,8 @@ the same for every profile; only these numbers change.
 * ``smoke`` -- CPU, synthetic data at 64 px, ResNet-18, a few epochs: minutes.
 * ``gpu``   -- a lent GPU for a few minutes: 448 px, ResNet-50 (or
   EfficientNet-Lite0 with ImageNet weights for real data), short schedules.
+* ``transfer`` -- ImageNet weights fine-tuned on a small real set (the CUB
+  subset, EfficientNet-Lite0 at 224 px): the recipe chosen on validation.
 * ``full``  -- the paper's settings (448 px, ResNet-50, ImageNet weights,
   the method's paper recipe: epochs, lr, schedule, batch size).
 
@@ -15,6 +17,7 @@ only) < profile < explicit overrides (CLI flags / keyword arguments).
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -23,6 +26,16 @@ from fgvc_lib.errors import FGVCError, unknown_name_error
 
 PROFILE_ENV = "FGVC_PROFILE"
 DEFAULT_PROFILE = "smoke"
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULERS = ("cosine", "multistep", "constant")
+SCHEDULE_UNITS = ("step", "epoch")
+BN_POLICY_CHOICES = ("auto", "train", "source", "frozen")
+MIN_IMAGE_SIZE = 16
+#: Values of settings added later, for configs recorded before them (TrainConfig.from_dict).
+LEGACY_SETTINGS: dict[str, Any] = {"schedule_unit": "epoch", "bn_policy": "train"}
+#: What ``bn_policy="auto"`` means for pretrained weights, chosen on the validation split
+#: of the CUB subset (results/cpu/real-recipe/README.md).
+TRANSFER_BN_POLICY = "frozen"
 
 
 @dataclass
@@ -47,11 +60,18 @@ class TrainConfig:
     weight_decay: float = 5e-4
     backbone_lr_mult: float = 1.0
     scheduler: str = "cosine"  # cosine | multistep | constant
+    #: Where the schedule moves: every optimiser "step" (batch) or once per "epoch".
+    #: Per step, cosine ends at zero however few the epochs.
+    schedule_unit: str = "step"
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
     warmup_epochs: int = 0
     grad_clip_norm: float | None = None
     label_smoothing: float = 0.0
+    #: The backbone's BatchNorm statistics while fine-tuning: "train" | "source" | "frozen"
+    #: (FGVCModel.set_bn_policy), or "auto": "train" from scratch, TRANSFER_BN_POLICY with
+    #: pretrained weights.
+    bn_policy: str = "auto"
     val_fraction: float = 0.1
     num_workers: int = 0
     seed: int = 0
@@ -68,12 +88,72 @@ class TrainConfig:
     max_test_samples: int = 0
     method_options: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse settings that would make a nonsense run (``--epochs -1``, ``--lr nan``)
+        with one line naming the setting; called whenever a config is built."""
+        def bad(name: str, rule: str, example: str) -> FGVCError:
+            return FGVCError(f"{name}={getattr(self, name)!r} is not valid: it must be {rule}",
+                             f"pass e.g. {example}")
+
+        def number(name: str) -> float:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise bad(name, "a finite number", f"--{name.replace('_', '-')} 0.01")
+            return float(value)
+
+        def integer(name: str, low: int, example: str) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise bad(name, f"an integer >= {low}", example)
+
+        integer("epochs", 1, "--epochs 10")
+        integer("batch_size", 1, "--batch-size 32")
+        integer("num_workers", 0, "--workers 2")
+        integer("image_size", MIN_IMAGE_SIZE, "--image-size 224")
+        integer("warmup_epochs", 0, "--warmup-epochs 1")
+        integer("max_train_samples", 0, "--max-train-samples 0 (all)")
+        integer("max_test_samples", 0, "--max-test-samples 0 (all)")
+        if self.eval_batch_size is not None:
+            integer("eval_batch_size", 1, "eval_batch_size=64")
+        if self.resize_size is not None:
+            integer("resize_size", self.image_size, f"--resize-size {self.image_size}")
+        if not number("lr") > 0:
+            raise bad("lr", "> 0", "--lr 0.01")
+        for name in ("weight_decay", "backbone_lr_mult", "gamma"):
+            if number(name) < 0:
+                raise bad(name, ">= 0", f"{name}=0.1")
+        if not 0 <= number("momentum") < 1:
+            raise bad("momentum", "in [0, 1)", "momentum=0.9")
+        for name in ("val_fraction", "label_smoothing"):
+            if not 0 <= number(name) < 1:
+                raise bad(name, "in [0, 1)", f"{name}=0.1")
+        if self.grad_clip_norm is not None and not number("grad_clip_norm") > 0:
+            raise bad("grad_clip_norm", "> 0", "grad_clip_norm=5.0")
+        for name, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS),
+                              ("schedule_unit", SCHEDULE_UNITS), ("bn_policy", BN_POLICY_CHOICES)):
+            if getattr(self, name) not in allowed:
+                raise unknown_name_error(name, getattr(self, name), list(allowed))
+
+    def resolved_bn_policy(self) -> str:
+        """``bn_policy`` with ``"auto"`` decided: statistics learnt from scratch train as
+        usual; pretrained ones follow :data:`TRANSFER_BN_POLICY`."""
+        if self.bn_policy != "auto":
+            return self.bn_policy
+        return TRANSFER_BN_POLICY if (self.pretrained or self.weights) else "train"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
+        # Records written before these settings existed ran per-epoch schedules and
+        # PyTorch's BatchNorm behaviour: read them as what they did.
+        data = {**LEGACY_SETTINGS, **data}
         unknown = set(data) - known
         if unknown:
             raise FGVCError(f"unknown config keys {sorted(unknown)}",
@@ -94,6 +174,18 @@ PROFILES: dict[str, dict[str, Any]] = {
         "synthetic_classes": 20, "synthetic_train_per_class": 60,
         "synthetic_test_per_class": 30, "num_workers": 8, "compile": False,
         "deterministic": False,
+    },
+    # Fine-tuning ImageNet weights on a small real set (the CUB subset): the input size
+    # follows the photographs (227 px -> resize 232, crop 224), the BatchNorm statistics of
+    # the weights are kept, and the recipe's lr, backbone multiplier and weight decay are
+    # the ones chosen on the validation split (results/cpu/real-recipe/README.md).
+    "transfer": {
+        "backbone": "efficientnet_lite0", "pretrained": True, "image_size": 224,
+        "resize_size": 232, "batch_size": 32, "epochs": 10, "lr": 0.01,
+        "backbone_lr_mult": 1.0, "weight_decay": 5e-4, "scheduler": "cosine",
+        "warmup_epochs": 0, "bn_policy": "auto", "num_workers": 2, "deterministic": False,
+        "synthetic_classes": 20, "synthetic_train_per_class": 60,
+        "synthetic_test_per_class": 30, "compile": False,
     },
     "full": {
         "backbone": "resnet50", "pretrained": True, "image_size": 448, "num_workers": 8,

@@ -66,15 +66,21 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     return (seed * 1_000_003 + epoch * 1009 + rank * 7919) % 2**31
 
 
-def lr_factor(cfg: TrainConfig, epoch: int) -> float:
-    """Multiplier of the base learning rates for ``epoch`` (0-based), per epoch
-    as in the papers: linear warm-up, then cosine annealing to 0 over the
-    remaining epochs, a multi-step decay, or constant."""
+def lr_factor(cfg: TrainConfig, epoch: float) -> float:
+    """Multiplier of the base learning rates at training position ``epoch`` (0-based; a
+    fraction inside an epoch when ``cfg.schedule_unit == "step"``): linear warm-up over
+    ``warmup_epochs``, then cosine annealing from 1 to 0 over the remaining epochs, a
+    multi-step decay at the ``milestones``, or constant.
+
+    Per step the cosine reaches 0 at the end of training however few the epochs (per
+    epoch, 3 epochs end at a factor of 0.25 after warm-up-free cosine, 5 at 0.10).
+    """
     if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
+        # From 1 / (w + 1) up to 1 at the end of warm-up (never 0: a step at lr 0 is wasted).
         return (epoch + 1) / (cfg.warmup_epochs + 1)
     if cfg.scheduler == "cosine":
         span = max(1, cfg.epochs - cfg.warmup_epochs)
-        return 0.5 * (1.0 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (epoch - cfg.warmup_epochs) / span)))
     if cfg.scheduler == "multistep":
         return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
     if cfg.scheduler == "constant":
@@ -93,7 +99,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     raise FGVCError(f"unknown optimizer {cfg.optimizer!r}", "use sgd or adamw")
 
 
-def set_epoch_lr(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch: int) -> float:
+def set_lr(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch: float) -> float:
+    """Set every group's lr for training position ``epoch``; returns the base lr."""
     factor = lr_factor(cfg, epoch)
     for g in optimizer.param_groups:
         g["lr"] = g["initial_lr"] * factor
@@ -179,6 +186,7 @@ class Trainer:
         self.model = build_model(cfg.method, self.data.num_classes, backbone=cfg.backbone,
                                  pretrained=cfg.pretrained, weights=cfg.weights,
                                  **cfg.method_options)
+        self.model.set_bn_policy(cfg.resolved_bn_policy())
         cuda = self.device.type == "cuda"
         self.channels_last = cuda and cfg.channels_last
         self.model.to(self.device, memory_format=torch.channels_last if self.channels_last
@@ -270,7 +278,9 @@ class Trainer:
         if self.data.train_sampler is not None:
             self.data.train_sampler.set_epoch(epoch)
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        lr = set_epoch_lr(self.optimizer, cfg, epoch)
+        lr = set_lr(self.optimizer, cfg, epoch)
+        per_step = cfg.schedule_unit == "step"
+        batches = max(1, len(self.data.train))
         ctx = StepContext(forward=self.forward, optimizer=self.optimizer, generator=generator,
                           autocast=_autocast(self.device, cfg.amp),
                           grad_clip_norm=cfg.grad_clip_norm,
@@ -282,6 +292,8 @@ class Trainer:
         bar = _progress(self.data.train, self.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                         leave=False)
         for images, targets in bar:
+            if per_step:
+                set_lr(self.optimizer, cfg, epoch + n_batches / batches)
             images = self.normalizer(images.to(self.device, non_blocking=True))
             targets = targets.to(self.device, non_blocking=True)
             losses = unwrap(self.model).training_step(ctx, images, targets)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 
 import pytest
 import torch
@@ -170,3 +172,78 @@ def test_default_changes_reads_old_cross_x_records_as_mixture():
     named = resolve_config("cross_x", "synthetic", "smoke", method_options={"data_loss": "mixture"})
     assert default_changes({"method": "cross_x", "options": {}}, named) == []
     assert default_changes({"method": "baseline", "options": {}}, cfg) == [], "other method"
+
+
+def test_per_step_cosine_ends_at_zero_however_few_the_epochs():
+    cfg = TrainConfig(epochs=3, scheduler="cosine")  # schedule_unit="step" is the default
+    positions = [e + i / 10 for e in range(3) for i in range(10)] + [3.0]
+    factors = [lr_factor(cfg, p) for p in positions]
+    assert factors[0] == 1.0 and factors[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(factors, factors[1:])), "monotone"
+    # 0.5 (1 + cos(pi * 2.9 / 3)): the last step of the run trains at ~0.3% of the base lr
+    assert factors[-2] == pytest.approx(0.5 * (1 + math.cos(math.pi * 2.9 / 3)))
+    per_epoch = TrainConfig(epochs=3, scheduler="cosine", schedule_unit="epoch")
+    assert lr_factor(per_epoch, 2) == pytest.approx(0.25)  # the old per-epoch end point
+
+
+def test_the_lr_moves_inside_an_epoch_in_a_real_run(tmp_path, tiny_cfg):
+    trainer = Trainer(tiny_cfg(epochs=1), tmp_path / "run", progress=False)
+    seen = []
+    original = trainer.model.training_step
+
+    def spy(ctx, images, targets):
+        seen.append(ctx.optimizer.param_groups[0]["lr"])
+        return original(ctx, images, targets)
+
+    trainer.model.training_step = spy
+    trainer.fit()
+    assert len(seen) >= 2 and seen[0] > seen[-1] > 0
+
+
+@pytest.mark.parametrize("policy", ["train", "source", "frozen"])
+def test_bn_policy_decides_whether_backbone_statistics_move(policy):
+    from fgvc_lib.methods import build_model
+
+    torch.manual_seed(0)
+    model = build_model("baseline", 3, backbone="resnet18")
+    model.set_bn_policy(policy)
+    model.train()
+    bn = model.backbone.body.bn1
+    before = bn.running_mean.clone()
+    with torch.no_grad():
+        model(torch.randn(4, 3, 32, 32) * 3 + 1)
+    moved = not torch.equal(before, bn.running_mean)
+    assert moved == (policy != "frozen")
+    assert bn.momentum == (0.1 if policy != "source" else model.backbone.source_bn_momentum)
+    assert model.training and not (policy == "frozen" and bn.training)
+    model.eval()
+    model.train()  # train() again must keep the policy (evaluation restores train mode)
+    assert bn.training == (policy != "frozen")
+
+
+def test_auto_bn_policy_is_train_from_scratch_and_the_transfer_choice_when_pretrained():
+    from fgvc_lib.config import TRANSFER_BN_POLICY
+
+    assert TrainConfig().resolved_bn_policy() == "train"
+    assert TrainConfig(pretrained=True).resolved_bn_policy() == TRANSFER_BN_POLICY
+    assert TrainConfig(weights="w.pt", bn_policy="source").resolved_bn_policy() == "source"
+
+
+@pytest.mark.parametrize("setting,value,message", [
+    ("epochs", -1, "epochs=-1"), ("epochs", 0, "integer >= 1"), ("lr", float("nan"), "finite"),
+    ("lr", 0.0, "> 0"), ("batch_size", -4, "batch_size"), ("num_workers", -1, "num_workers"),
+    ("image_size", 0, "image_size"), ("weight_decay", -1e-4, ">= 0"),
+    ("val_fraction", 1.0, "[0, 1)"), ("resize_size", 10, "resize_size"),
+    ("bn_policy", "cold", "unknown bn_policy"), ("scheduler", "step", "unknown scheduler"),
+])
+def test_nonsense_settings_are_refused_in_one_line(setting, value, message):
+    with pytest.raises(FGVCError, match=re.escape(message)) as info:
+        TrainConfig(**{setting: value})
+    assert "\n" not in str(info.value) and "-> fix:" in str(info.value)
+
+
+def test_old_records_read_with_the_settings_of_their_time():
+    old = {k: v for k, v in TrainConfig().to_dict().items()
+           if k not in ("schedule_unit", "bn_policy")}
+    cfg = TrainConfig.from_dict(old)
+    assert (cfg.schedule_unit, cfg.bn_policy) == ("epoch", "train")
