@@ -96,9 +96,14 @@ def load_results(path: str | Path) -> dict[str, Any]:
         return json.load(fh)
 
 
-def find_runs(root: str | Path, **filters: Any) -> list[dict[str, Any]]:
-    """All finished runs under ``root`` whose config matches ``filters``
-    (e.g. ``method="cmal", profile="gpu"``); each record gets ``"path"``."""
+def find_runs(root: str | Path, kind: str = "run", **filters: Any) -> list[dict[str, Any]]:
+    """All finished records of ``kind`` under ``root`` whose config matches ``filters``
+    (e.g. ``method="cmal", profile="gpu"``); each record gets ``"path"``.
+
+    ``kind`` is ``"run"`` (a training run: records without a ``"kind"``), ``"probe"``
+    (:mod:`fgvc_lib.engine.probe`; its config names the baseline, but it trained nothing)
+    or ``"any"``.
+    """
     runs = []
     for path in sorted(Path(root).rglob(RESULTS_FILE)):
         try:
@@ -106,6 +111,8 @@ def find_runs(root: str | Path, **filters: Any) -> list[dict[str, Any]]:
         except (OSError, json.JSONDecodeError):
             continue
         if rec.get("status") != "finished":
+            continue
+        if kind != "any" and rec.get("kind", "run") != kind:
             continue
         cfg = rec.get("config", {})
         if all(cfg.get(k) == v for k, v in filters.items()):

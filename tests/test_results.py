@@ -28,3 +28,17 @@ def test_an_explicit_commit_wins_over_a_stale_git_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("FGVC_GIT_COMMIT", "cc7f8a5")
     info = git_info()
     assert info["commit"] == "cc7f8a5" and info["source"] == "FGVC_GIT_COMMIT"
+
+
+def test_find_runs_keeps_probes_apart_from_training_runs(tmp_path):
+    import json
+
+    from fgvc_lib.results import find_runs
+
+    for name, extra in (("run", {}), ("probe", {"kind": "probe"})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(
+            {"status": "finished", "config": {"method": "baseline"}, **extra}))
+    assert [r["path"].split("/")[-1] for r in find_runs(tmp_path, method="baseline")] == ["run"]
+    assert [r["path"].split("/")[-1] for r in find_runs(tmp_path, "probe")] == ["probe"]
+    assert len(find_runs(tmp_path, "any")) == 2

@@ -280,10 +280,11 @@ def as_record(record: RunRecord | Mapping[str, Any]) -> RunRecord:
     return record if isinstance(record, RunRecord) else RunRecord.from_dict(record)
 
 
-def load_runs(root: str | Path, **filters: Any) -> list[RunRecord]:
-    """Every finished run under ``root`` whose config matches ``filters``
-    (``method=name``, ``profile="gpu"``, ...), as :class:`RunRecord` s."""
-    return [RunRecord.from_dict(rec) for rec in find_runs(root, **filters)]
+def load_runs(root: str | Path, kind: str = "run", **filters: Any) -> list[RunRecord]:
+    """Every finished record of ``kind`` (``"run"``, ``"probe"``, ``"any"``) under ``root``
+    whose config matches ``filters`` (``method=name``, ``profile="gpu"``, ...), as
+    :class:`RunRecord` s."""
+    return [RunRecord.from_dict(rec) for rec in find_runs(root, kind, **filters)]
 
 
 # ---------------------------------------------------------------- the run table
