@@ -258,7 +258,8 @@ def test_efficientnet_lite0_uses_the_output_placement_and_trains():
     torch.manual_seed(0)
     model = build_model("cross_x", K, backbone="efficientnet_lite0")
     assert model.placement == "output"
-    assert (model.fc_top.in_features, model.fc_mid.in_features) == (2 * 320, 2 * 112)
+    # Stage L is the whole pretrained extractor (conv_head: 1280 channels), L-1 block 4 (112).
+    assert (model.fc_top.in_features, model.fc_mid.in_features) == (2 * 1280, 2 * 112)
     stats = model.training_step(_ctx(model), _images(2), torch.tensor([1, 2]))
     assert torch.isfinite(stats["loss"])
 
