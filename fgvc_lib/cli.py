@@ -179,22 +179,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fgvc_lib.config import TrainConfig
+    from fgvc_lib.config import TrainConfig, absolute_data_root
     from fgvc_lib.data.transforms import DeviceNormalize
-    from fgvc_lib.engine.checkpoint import check_compatible, load_checkpoint
+    from fgvc_lib.engine.checkpoint import check_compatible, check_same_classes, load_checkpoint
     from fgvc_lib.engine.loaders import build_loaders
     from fgvc_lib.engine.trainer import BEST_WEIGHTS, CHECKPOINT, evaluate, load_trained_model, pick_device
 
     run = Path(args.run)
     ckpt_path = run / (CHECKPOINT if args.which == "last" else BEST_WEIGHTS)
     ckpt = load_checkpoint(ckpt_path)
-    cfg_dict = ckpt.get("config") or load_checkpoint(run / CHECKPOINT)["config"]
-    cfg = TrainConfig.from_dict(cfg_dict)
+    last = ckpt if ckpt.get("config") else load_checkpoint(run / CHECKPOINT)
+    cfg = TrainConfig.from_dict(last["config"])
     if args.data_root:
-        cfg.data_root = args.data_root
+        cfg.data_root = absolute_data_root(args.data_root)
     device = pick_device(args.device)
     data = build_loaders(cfg, device)
     check_compatible(ckpt["spec"], cfg.method, data.num_classes, ckpt_path)
+    # The same class count is not enough: the outputs must mean the same classes.
+    check_same_classes(ckpt.get("dataset") or last.get("dataset") or _recorded_dataset(run),
+                       data.classes, cfg.data_root, ckpt_path)
     model = load_trained_model(run, args.which, device)
     mean, std = model.backbone.normalization  # as the run trained (load_trained_model restores it)
     metrics = evaluate(model, data.test, DeviceNormalize(mean, std).to(device), device,
@@ -206,6 +209,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for head, m in metrics.items():
             print(f"{head:<14}{m['top1']:>8.2f}{m['top5']:>8.2f}{m['mean_class']:>12.2f}")
     return 0
+
+
+def _recorded_dataset(run) -> dict[str, Any] | None:
+    """The dataset entry (with the class names) of a run's ``results.json``, for
+    checkpoints written before they carried it."""
+    from fgvc_lib.results import RESULTS_FILE, load_results
+
+    try:
+        rec = load_results(run / RESULTS_FILE)
+    except (OSError, ValueError):
+        return None
+    return {**rec.get("dataset", {}), "classes": rec.get("classes")}
 
 
 def cmd_list(what: str) -> int:

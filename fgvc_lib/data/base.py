@@ -12,6 +12,9 @@ Every dataset also exposes
 """
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -85,6 +88,15 @@ class FGVCDataset(Dataset):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
                 f"n={len(self)}, classes={self.num_classes}, boxes={self.has_boxes})")
+
+
+def classes_sha256(classes: Sequence[str]) -> str:
+    """SHA-256 of the ordered class names: which labels a model's outputs mean.
+
+    Runs record it with their dataset (``dataset.classes_sha256``), so weights are never
+    evaluated on data whose classes differ, even when the class count agrees.
+    """
+    return hashlib.sha256(json.dumps(list(classes), ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def require_dir(path: Path, dataset: str, hint: str) -> Path:

@@ -25,9 +25,10 @@ Implementation notes
   inclusive: ``(xmin - 1, ymin - 1, xmax, ymax)``, clipped at 0.
   ``load_boxes=False`` skips ``Annotation/`` entirely (boxes are None).
 * Download: ``download=True`` fetches the three archives from the dataset's
-  Stanford page. No checksum is published for them, so none is checked;
-  instead the extracted layout (``Images/``, ``Annotation/``,
-  ``train_list.mat``, ``test_list.mat``) is verified after extraction.
+  Stanford page over https and checks each one's size, MD5 and SHA-256
+  (:data:`DOGS_ARCHIVES`; an archive already in ``ROOT`` is verified the same
+  way before it is reused), then the extracted layout (``Images/``,
+  ``Annotation/``, ``train_list.mat``, ``test_list.mat``).
 """
 from __future__ import annotations
 
@@ -40,8 +41,20 @@ from fgvc_lib.data.download import Resource, ensure_downloaded
 from fgvc_lib.data.folder import load_mat, mat_variable, require_images
 from fgvc_lib.errors import FGVCError
 
-DOGS_BASE_URL = "http://vision.stanford.edu/aditya86/ImageNetDogs/"
+DOGS_BASE_URL = "https://vision.stanford.edu/aditya86/ImageNetDogs/"
 DOGS_HOME = DOGS_BASE_URL
+#: ``name: (bytes, md5, sha256)`` of the three official archives. Stanford publishes no
+#: checksum; these agree across independent copies: the SHA-256s and sizes recorded by
+#: TensorFlow Datasets (``url_checksums/stanford_dogs.txt``) and the MD5s several
+#: public loaders check.
+DOGS_ARCHIVES: dict[str, tuple[int, str, str]] = {
+    "images.tar": (793579520, "1bb1f2a596ae7057f99d7d75860002ef",
+                   "a443fc2f9a851aa1a7b8e4fa4af94b8459fce2c9f5a2f4dd4669cf9673a4ec58"),
+    "annotation.tar": (21852160, "4298cc0031f6bc6e74612ac83b5988e2",
+                       "662ed36f707be6b195c2fda392d8e153e83af28cedc8e2134a649f198def30fd"),
+    "lists.tar": (481280, "edbb9f16854ec66506b5f09b583e0656",
+                  "34b47cacd9a98b5d150e084f24d29391c084c55272295ec65c85651bc35f4d6c"),
+}
 
 
 def read_voc_box(path: Path, dataset: str, fix: str) -> Box:
@@ -81,15 +94,16 @@ class StanfordDogs(FGVCDataset):
     split:
         ``"train"`` (12,000 images) or ``"test"`` (8,580 images).
     download:
-        Fetch and extract the three archives into ``root`` (layout-checked,
-        no checksum: none is published).
+        Fetch and extract the three archives into ``root`` (size- and
+        checksum-verified, then layout-checked).
     load_boxes:
         Read the boxes from ``Annotation/`` (default); ``False`` does not need
         that folder.
     """
 
     resources: tuple[Resource, ...] = tuple(
-        Resource(DOGS_BASE_URL + name, name) for name in ("images.tar", "annotation.tar", "lists.tar"))
+        Resource(DOGS_BASE_URL + name, name, md5=md5, sha256=sha256, size=size)
+        for name, (size, md5, sha256) in DOGS_ARCHIVES.items())
 
     def __init__(self, root: str | Path, split: str = "train", transform: Callable | None = None,
                  target_transform: Callable | None = None, download: bool = False,

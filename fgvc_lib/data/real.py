@@ -39,7 +39,7 @@ DATASET_INFO: dict[str, str] = {
     "aircraft": "FGVC-Aircraft 2013b, 100 variants, 6,667 trainval/3,333 test, boxes, banner cropped; "
                 "https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/ (download=True works).",
     "dogs": "Stanford Dogs, 120 breeds, 12,000/8,580 images, boxes; "
-            "http://vision.stanford.edu/aditya86/ImageNetDogs/ (download=True works, layout-checked).",
+            "https://vision.stanford.edu/aditya86/ImageNetDogs/ (download=True works, checksum-verified).",
     "food11": "Food-11 (EPFL), 11 food categories, 9,866/3,430/3,347 train/val/test, no boxes; "
               "https://www.epfl.ch/labs/mmspg/downloads/food-image-datasets/ (request form) or a mirror.",
     "nabirds": "NABirds, 555 leaf bird classes, 23,929/24,633 images, boxes; "

@@ -11,6 +11,7 @@ weights, so each backbone carries its own
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -42,6 +43,42 @@ def eval_transform(image_size: int, resize_size: int | None = None) -> v2.Compos
     resize_size = resize_size or default_resize(image_size)
     return v2.Compose([v2.PILToTensor(), v2.Resize(resize_size, antialias=True),
                        v2.CenterCrop(image_size)])
+
+
+class SmallImageWarning(UserWarning):
+    """An image smaller than the crop: it is up-sampled, i.e. blurry and mostly made up."""
+
+
+class SmallImageCheck:
+    """A transform step that passes images through and warns, once, about one smaller
+    than ``crop`` pixels on its short side (the resize would silently up-sample it).
+
+    One instance per dataset: the first small image is reported with its size and
+    ``name``; later ones are not (in each loader process: a DataLoader worker holds its
+    own copy).
+    """
+
+    def __init__(self, crop: int, name: str) -> None:
+        self.crop = int(crop)
+        self.name = name
+        self.warned = False
+
+    def __call__(self, image):
+        if not self.warned:
+            width, height = _image_size(image)
+            if min(width, height) < self.crop:
+                self.warned = True
+                warnings.warn(f"{self.name}: an image of {width}x{height} px is smaller than the "
+                              f"{self.crop} px crop and is up-sampled to fit (blurry); further "
+                              "small images of this dataset are not reported",
+                              SmallImageWarning, stacklevel=2)
+        return image
+
+
+def _image_size(image) -> tuple[int, int]:
+    if isinstance(image, torch.Tensor):
+        return int(image.shape[-1]), int(image.shape[-2])
+    return image.size  # PIL: (width, height)
 
 
 def box_preserving_transform(image_size: int) -> v2.Compose:

@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
+from torchvision.transforms import v2
 
 from fgvc_lib.config import TrainConfig
 from fgvc_lib.data import SYNTHETIC, build_dataset
-from fgvc_lib.data.transforms import eval_transform, train_transform
+from fgvc_lib.data.base import classes_sha256
+from fgvc_lib.data.transforms import SmallImageCheck, eval_transform, train_transform
 from fgvc_lib.errors import FGVCError
 
 
@@ -95,8 +97,13 @@ def build_datasets(cfg: TrainConfig, augment: bool = True
     ``augment=False`` gives the training images the evaluation transform (a frozen-feature
     probe wants each image once, as the test set sees it); the split is the same.
     """
-    t_eval = eval_transform(cfg.image_size, cfg.resize_size)
-    t_train = train_transform(cfg.image_size, cfg.resize_size) if augment else t_eval
+    # One check for the dataset's images (train, val and test): a warning, once, about an
+    # image smaller than the crop instead of silently up-sampling it.
+    check = SmallImageCheck(cfg.image_size, f"dataset {cfg.dataset!r}"
+                            + (f" at {cfg.data_root}" if cfg.data_root else ""))
+    t_eval = v2.Compose([check, eval_transform(cfg.image_size, cfg.resize_size)])
+    t_train = (v2.Compose([check, train_transform(cfg.image_size, cfg.resize_size)]) if augment
+               else t_eval)
     train_full = build_split(cfg, "train")
     test = build_split(cfg, "test", t_eval)
     classes = list(train_full.classes)
@@ -114,6 +121,55 @@ def build_datasets(cfg: TrainConfig, augment: bool = True
     train = _subsample(train, cfg.max_train_samples, cfg.seed)
     test = _subsample(test, cfg.max_test_samples, cfg.seed)
     return train, val, test, classes
+
+
+class FGVCDataLoader(DataLoader):
+    """A :class:`~torch.utils.data.DataLoader` whose workers' errors surface as one line.
+
+    A worker process re-raises its exception in the main process with the whole
+    traceback as the message (``Caught FGVCError in DataLoader worker process 0.
+    Original Traceback ...``); :func:`worker_error` turns that back into the
+    :class:`FGVCError` the worker raised (naming the file), or into a new one for an
+    ``OSError`` and other failures, so the CLI prints one line.
+    """
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except Exception as exc:
+                converted = worker_error(exc)
+                if converted is exc:
+                    raise
+                raise converted from None
+            yield batch
+
+
+_WORKER_FIX = ("replace or delete the file named above (re-extract the dataset archive); "
+               "--workers 0 shows the full error")
+
+
+def worker_error(exc: BaseException) -> BaseException:
+    """The one-line :class:`FGVCError` behind an exception re-raised from a DataLoader
+    worker; ``exc`` itself when it did not come from a worker."""
+    text = str(exc)
+    head = text[:300]
+    if "DataLoader worker" not in head:
+        return exc
+    if "is killed by signal" in head or "exited unexpectedly" in head:
+        return FGVCError(f"a DataLoader worker died ({text.strip().splitlines()[0]})",
+                         "lower --workers or --batch-size (the machine may be out of memory)")
+    if isinstance(exc, FGVCError):
+        # The worker's traceback, already on one line: its last entry is the original error.
+        message = text.rpartition("FGVCError: ")[2]
+        problem, _, fix = message.partition(" -> fix: ")
+        return FGVCError(problem, fix or _WORKER_FIX)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    last = lines[-1] if lines else type(exc).__name__
+    return FGVCError(f"a DataLoader worker failed to load data: {last}", _WORKER_FIX)
 
 
 class _TransformedSubset(Dataset):
@@ -158,12 +214,14 @@ def build_loaders(cfg: TrainConfig, device: torch.device, world_size: int = 1,
         sampler = DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True,
                                      seed=cfg.seed, drop_last=True)
     drop_last = len(train) >= 2 * per_rank * world_size
-    train_loader = DataLoader(train, batch_size=per_rank, shuffle=sampler is None, sampler=sampler,
-                              drop_last=drop_last, generator=generator, **common)
+    train_loader = FGVCDataLoader(train, batch_size=per_rank, shuffle=sampler is None,
+                                  sampler=sampler, drop_last=drop_last, generator=generator,
+                                  **common)
     eval_bs = cfg.eval_batch_size or per_rank * 2
-    val_loader = DataLoader(val, batch_size=eval_bs, shuffle=False, **common) if val else None
-    test_loader = DataLoader(test, batch_size=eval_bs, shuffle=False, **common)
+    val_loader = FGVCDataLoader(val, batch_size=eval_bs, shuffle=False, **common) if val else None
+    test_loader = FGVCDataLoader(test, batch_size=eval_bs, shuffle=False, **common)
     info = {"name": cfg.dataset, "root": cfg.data_root, "num_classes": len(classes),
+            "classes_sha256": classes_sha256(classes),
             "train_size": len(train), "val_size": len(val) if val else 0, "test_size": len(test),
             "synthetic": cfg.dataset == SYNTHETIC}
     if cfg.dataset == SYNTHETIC:

@@ -20,10 +20,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fgvc_lib.config import TrainConfig
+from fgvc_lib.config import TrainConfig, with_absolute_data_root
+from fgvc_lib.data.base import classes_sha256
 from fgvc_lib.data.transforms import DeviceNormalize
-from fgvc_lib.engine.loaders import build_datasets
+from fgvc_lib.engine.loaders import FGVCDataLoader, build_datasets
 from fgvc_lib.engine.metrics import accuracy_metrics
+from fgvc_lib.engine.run_folder import RunFolder
 from fgvc_lib.errors import FGVCError
 from fgvc_lib.models.backbones import build_backbone
 from fgvc_lib.results import RESULTS_FILE, provenance, utc_now, write_json_atomic
@@ -38,8 +40,7 @@ def pooled_features(backbone: nn.Module, dataset, normalizer: DeviceNormalize,
                     device: torch.device, batch_size: int = 64,
                     num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``(N, C)`` global-average-pooled last-stage features and ``(N,)`` labels."""
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                                         num_workers=num_workers)
+    loader = FGVCDataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     backbone.eval()
     feats, labels = [], []
     for images, targets in loader:
@@ -107,8 +108,26 @@ def select_and_fit(train: tuple[torch.Tensor, torch.Tensor],
 def run_probe(cfg: TrainConfig, out_dir: str | Path | None = None,
               device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
     """Probe ``cfg.backbone`` (with ``cfg.pretrained`` / ``cfg.weights``) on ``cfg.dataset``
-    at ``cfg.image_size``; returns the record (also written to ``out_dir/results.json``)."""
+    at ``cfg.image_size``; returns the record (also written to ``out_dir/results.json``).
+
+    Like a training run, the probe holds ``out_dir`` locked while it works (see
+    :class:`~fgvc_lib.engine.run_folder.RunFolder`)."""
     device = torch.device(device)
+    cfg = with_absolute_data_root(cfg)
+    folder = RunFolder(out_dir, targets=(RESULTS_FILE,)).open() if out_dir is not None else None
+    failed = True
+    try:
+        record = _probe(cfg, device, progress)
+        if out_dir is not None:
+            write_json_atomic(Path(out_dir) / RESULTS_FILE, record)
+        failed = False
+        return record
+    finally:
+        if folder is not None:
+            folder.close(failed=failed)
+
+
+def _probe(cfg: TrainConfig, device: torch.device, progress: bool) -> dict[str, Any]:
     started = utc_now()
     backbone = build_backbone(cfg.backbone or "resnet50", pretrained=cfg.pretrained,
                               weights=cfg.weights).to(device)
@@ -132,6 +151,7 @@ def run_probe(cfg: TrainConfig, out_dir: str | Path | None = None,
         "probe": {**selection, "feature_dim": int(splits["train"][0].shape[1]),
                   "normalization": [list(v) for v in backbone.normalization]},
         "dataset": {"name": cfg.dataset, "root": cfg.data_root, "num_classes": k,
+                    "classes_sha256": classes_sha256(classes),
                     "train_size": len(train_set), "val_size": len(val_set) if val_set else 0,
                     "test_size": len(test_set)},
         "classes": classes,
@@ -139,6 +159,4 @@ def run_probe(cfg: TrainConfig, out_dir: str | Path | None = None,
                        "profile": cfg.profile},
         "history": [], "metrics": metrics,
     }
-    if out_dir is not None:
-        write_json_atomic(Path(out_dir) / RESULTS_FILE, record)
     return record

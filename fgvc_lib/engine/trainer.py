@@ -4,7 +4,11 @@ A method decides how one batch trains (``model.training_step``); the
 :class:`Trainer` owns the rest: devices, bf16 autocast and channels_last on
 CUDA, optional ``torch.compile``, DDP through ``torchrun``, parameter groups,
 schedules, seeds, validation on a split carved from the training set,
-atomic checkpoints, exact resume and the ``results.json`` record.
+atomic checkpoints, exact resume and the ``results.json`` record. It holds
+the output folder locked from construction to the end of :meth:`Trainer.fit`
+(:mod:`fgvc_lib.engine.run_folder`), records the data folder as an absolute
+path and the class names' hash with the dataset, and stops a run whose
+training loss turns NaN or infinite before that epoch overwrites a checkpoint.
 
 Resume is exact because all randomness is re-seeded at the start of every
 epoch from ``(seed, epoch, rank)``: the shuffling, the augmentations and the
@@ -27,14 +31,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from fgvc_lib.config import TrainConfig
+from fgvc_lib.config import TrainConfig, same_data_root, with_absolute_data_root
 from fgvc_lib.data.transforms import DeviceNormalize, Normalization
 from fgvc_lib.engine.checkpoint import (FORMAT_VERSION, atomic_torch_save, check_compatible,
-                                        load_checkpoint, unwrap)
+                                        check_same_classes, load_checkpoint, unwrap)
 from fgvc_lib.engine.distributed import (DistInfo, barrier, cleanup, init_distributed,
                                          params_checksum_consistent)
 from fgvc_lib.engine.loaders import DataBundle, build_loaders
 from fgvc_lib.engine.metrics import accuracy_metrics
+from fgvc_lib.engine.run_folder import RunFolder
 from fgvc_lib.errors import FGVCError
 from fgvc_lib.methods import build_model, get_spec, recorded_options
 from fgvc_lib.models.backbones import weights_normalization
@@ -45,13 +50,35 @@ CHECKPOINT = "checkpoint.pt"
 BEST_WEIGHTS = "best.pt"
 
 
-def pick_device(name: str | None = None) -> torch.device:
-    """``name`` if given (``cpu``, ``cuda``, ``cuda:1``), else CUDA when available."""
+#: Device types a run can use (``mps`` where PyTorch has it).
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def pick_device(name: str | torch.device | None = None) -> torch.device:
+    """``name`` if given (``cpu``, ``cuda``, ``cuda:1``), else CUDA when available.
+
+    A malformed or unusable name (``tpu9``, ``cuda:7`` on a machine with two GPUs) is a
+    one-line :class:`FGVCError`, raised before a run creates anything.
+    """
     if name:
-        dev = torch.device(name)
+        try:
+            dev = torch.device(name)
+        except (RuntimeError, ValueError, TypeError):
+            dev = None
+        if dev is None or dev.type not in DEVICE_TYPES:
+            raise FGVCError(f"unknown device {str(name)!r}",
+                            "use --device cpu, cuda or cuda:N (N = the GPU's index)")
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise FGVCError(f"device {name!r} requested but CUDA is not available",
+            raise FGVCError(f"device {str(name)!r} requested but CUDA is not available",
                             "use --device cpu, or install a CUDA build of PyTorch")
+        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise FGVCError(f"device {str(name)!r} requested but this machine has "
+                            f"{torch.cuda.device_count()} GPU(s)",
+                            f"use --device cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+        if dev.type == "mps" and not (hasattr(torch.backends, "mps")
+                                      and torch.backends.mps.is_available()):
+            raise FGVCError(f"device {str(name)!r} requested but MPS is not available",
+                            "use --device cpu")
         return dev
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -145,15 +172,16 @@ def _autocast(device: torch.device, amp: bool) -> Callable[[], contextlib.Abstra
     return contextlib.nullcontext
 
 
-def _check_writable(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write_probe"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise FGVCError(f"cannot write to output folder {out_dir} ({exc.strerror or exc})",
-                        "choose a writable --out folder") from exc
+def non_finite_error(epoch: int, epochs: int, losses: dict[str, float], out_dir: Path,
+                     last_good_epoch: int | None) -> FGVCError:
+    """The error that stops a run whose training loss became NaN or infinite."""
+    bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not math.isfinite(v))
+    kept = (f"the last good checkpoint (epoch {last_good_epoch}) is kept in {out_dir / CHECKPOINT}"
+            if last_good_epoch else "no epoch had finished, so there is no checkpoint")
+    return FGVCError(f"training loss became non-finite in epoch {epoch + 1} of {epochs} ({bad}); "
+                     f"the run was stopped and {kept}",
+                     "lower --lr (e.g. to a tenth), set grad_clip_norm or check the data, then train "
+                     "again in another --out folder (a --resume would repeat the same steps)")
 
 
 class Trainer:
@@ -164,22 +192,48 @@ class Trainer:
     >>> Trainer(cfg, "runs/baseline").fit()["metrics"]["test"]["final"]["top1"]  # doctest: +SKIP
     """
 
+    #: Files a run writes atomically (their stale temporaries are removed on start).
+    WRITTEN = (CHECKPOINT, BEST_WEIGHTS, RESULTS_FILE)
+
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, resume: bool = False,
                  device: str | None = None, progress: bool = True) -> None:
-        self.cfg = cfg
+        # The data folder is recorded as an absolute path: `fgvc eval --run` from another
+        # working directory must read the same data.
+        self.cfg = with_absolute_data_root(cfg)
         self.out_dir = Path(out_dir)
         self.resume = resume
-        self.dist: DistInfo = init_distributed(device_type=torch.device(device).type if device else None)
+        requested = pick_device(device) if device else None  # a bad name fails before anything
+        self.dist: DistInfo = init_distributed(device_type=requested.type if requested else None)
         if self.dist.enabled and torch.cuda.is_available() and (device is None or device.startswith("cuda")):
             self.device = torch.device("cuda", self.dist.local_rank)
         else:
-            self.device = pick_device(device)
+            self.device = requested or pick_device()
         self.progress = progress and self.dist.is_main
-        if self.dist.is_main:
-            _check_writable(self.out_dir)
-            if not resume and (self.out_dir / CHECKPOINT).exists():
-                raise FGVCError(f"{self.out_dir} already holds a run ({CHECKPOINT})",
-                                "pass --resume to continue it, or choose another --out folder")
+        self.run_folder: RunFolder | None = None
+        self._open_run_folder()
+        try:
+            self._setup(resume)
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    def _open_run_folder(self) -> None:
+        """Lock ``out_dir`` for this run (main process only; see :class:`RunFolder`)."""
+        if self.dist.is_main and self.run_folder is None:
+            self.run_folder = RunFolder(self.out_dir, targets=self.WRITTEN).open()
+
+    def close(self, failed: bool = False) -> None:
+        """Release the run folder (``fit`` does it at its end); after a failure, remove it
+        again when this run created it and wrote nothing into it."""
+        folder, self.run_folder = self.run_folder, None
+        if folder is not None:
+            folder.close(failed=failed)
+
+    def _setup(self, resume: bool) -> None:
+        cfg = self.cfg
+        if self.dist.is_main and not resume and (self.out_dir / CHECKPOINT).exists():
+            raise FGVCError(f"{self.out_dir} already holds a run ({CHECKPOINT})",
+                            "pass --resume to continue it, or choose another --out folder")
         self._configure_determinism()
         seed_everything(cfg.seed)
         self.data: DataBundle = build_loaders(cfg, self.device, self.dist.world_size, self.dist.rank)
@@ -227,8 +281,13 @@ class Trainer:
         # (load_trained_model, `fgvc eval`) must normalise as this run did.
         return {**self.model.fgvc_spec, "normalization": self.model.backbone.normalization}
 
+    def _dataset_entry(self) -> dict[str, Any]:
+        # Which data the weights belong to: `fgvc eval` and --resume refuse other classes.
+        return {**self.data.info, "classes": list(self.data.classes)}
+
     def save_checkpoint(self, epoch: int) -> None:
         state = {"format": FORMAT_VERSION, "spec": self._spec(), "config": self.cfg.to_dict(),
+                 "dataset": self._dataset_entry(),
                  "epoch": epoch, "model": unwrap(self.model).state_dict(),
                  "optimizer": self.optimizer.state_dict(), "history": self.history,
                  "best": self.best, "started": self.started}
@@ -240,6 +299,7 @@ class Trainer:
             return  # --resume on a fresh folder simply starts
         ckpt = load_checkpoint(path, map_location=self.device)
         check_compatible(ckpt["spec"], self.cfg.method, self.data.num_classes, path)
+        check_same_classes(ckpt.get("dataset"), self.data.classes, self.data.info.get("root"), path)
         changed = changes_since(ckpt, self.cfg)
         if changed:
             raise FGVCError(f"{path} was trained with a different config ({', '.join(changed)})",
@@ -256,18 +316,24 @@ class Trainer:
     def fit(self, stop_after_epoch: int | None = None) -> dict[str, Any]:
         """Train to ``cfg.epochs`` (or stop after epoch ``stop_after_epoch``,
         0-based, as an interrupted run would) and return the run record."""
-        if self.resume:
-            self._load_for_resume()
         cfg = self.cfg
+        failed = True
         try:
+            self._open_run_folder()  # again, if an earlier fit() of this Trainer closed it
+            if self.resume:
+                self._load_for_resume()
             for epoch in range(self.start_epoch, cfg.epochs):
                 self._train_epoch(epoch)
                 if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                    failed = False
                     return self.record(status="interrupted")
             barrier(self.dist)
-            return self._finish()
+            record = self._finish()
+            failed = False
+            return record
         finally:
             cleanup(self.dist)
+            self.close(failed=failed)
 
     def _train_epoch(self, epoch: int) -> None:
         cfg = self.cfg
@@ -307,7 +373,10 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - t0
+        # One host sync per epoch, here: a NaN/inf anywhere in the epoch reaches its sum.
         train_losses = {k: float(v) / max(1, n_batches) for k, v in sums.items()}
+        if not all(math.isfinite(v) for v in train_losses.values()):
+            self._stop_non_finite(epoch, train_losses)
         entry: dict[str, Any] = {
             "epoch": epoch + 1, "lr": lr, "train": train_losses, "time_s": round(seconds, 3),
             "train_images_per_s": round(n_images * self.dist.world_size / max(seconds, 1e-9), 2),
@@ -321,6 +390,7 @@ class Trainer:
             if val["final"]["top1"] > self.best["val_top1"]:
                 self.best = {"epoch": epoch + 1, "val_top1": val["final"]["top1"]}
                 atomic_torch_save({"spec": self._spec(), "epoch": epoch,
+                                   "dataset": self._dataset_entry(),
                                    "model": unwrap(self.model).state_dict()},
                                   self.out_dir / BEST_WEIGHTS)
         self.history.append(entry)
@@ -333,6 +403,16 @@ class Trainer:
                 print(f"epoch {epoch + 1}/{cfg.epochs}: {loss_txt}{val_txt} "
                       f"({entry['train_images_per_s']:.0f} img/s)", flush=True)
         barrier(self.dist)
+
+    def _stop_non_finite(self, epoch: int, losses: dict[str, float]) -> None:
+        """Stop before this epoch's weights overwrite anything: ``checkpoint.pt`` and
+        ``best.pt`` keep the last good epoch; the record says the run failed."""
+        last_good = self.history[-1]["epoch"] if self.history else None
+        error = non_finite_error(epoch, self.cfg.epochs, losses, self.out_dir, last_good)
+        if self.dist.is_main and self.history:
+            write_json_atomic(self.out_dir / RESULTS_FILE,
+                              {**self.record(status="failed"), "error": str(error)})
+        raise error
 
     def _finish(self) -> dict[str, Any]:
         consistent = params_checksum_consistent(self.model, self.dist)
@@ -380,9 +460,24 @@ RESUMABLE_CHANGES = frozenset({"epochs", "num_workers", "compile", "eval_batch_s
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Names of settings that differ between two configs, ignoring those a resume may change."""
+    """Names of settings that differ between two configs, ignoring those a resume may change.
+
+    ``data_root`` is compared as a folder (resolved), not as text: ``data/cub`` and
+    ``/home/me/data/cub`` are the same data when the first is read from ``/home/me``.
+    """
     keys = (set(old) | set(new)) - RESUMABLE_CHANGES
-    return sorted(k for k in keys if old.get(k) != new.get(k))
+    return sorted(k for k in keys if not _same_setting(k, old.get(k), new.get(k)))
+
+
+def _same_setting(key: str, old: Any, new: Any) -> bool:
+    if key == "data_root":
+        return same_data_root(old, new)
+    return old == new
+
+
+def same_config(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two recorded configs describe the same run (``data_root`` as a folder)."""
+    return all(_same_setting(k, old.get(k), new.get(k)) for k in set(old) | set(new))
 
 
 def default_changes(old_spec: dict[str, Any] | None, cfg: TrainConfig) -> list[str]:
@@ -418,11 +513,13 @@ def train_or_load(cfg: TrainConfig, out_dir: str | Path, device: str | None = No
     """The notebooks' pattern: reuse a finished run with the same config, else
     train (resuming an interrupted one)."""
     out_dir = Path(out_dir)
+    cfg = with_absolute_data_root(cfg)
     path = out_dir / RESULTS_FILE
     if path.exists() and not retrain:
         rec = load_results(path)
         changed = changes_since(rec, cfg)
-        if rec.get("status") == "finished" and rec.get("config") == cfg.to_dict() and not changed:
+        if rec.get("status") == "finished" and same_config(rec.get("config") or {}, cfg.to_dict()) \
+                and not changed:
             rec["path"] = str(out_dir)
             return rec
         if changed:

@@ -258,3 +258,68 @@ def test_prototypes_and_describe_explain_the_classes():
     for name in synthetic.make_class_table(4, 2).names:
         assert name in text
     assert "sibling" in text
+
+
+def _no_render(monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("regenerated")
+
+    monkeypatch.setattr(synthetic_dataset, "render_images", boom)
+
+
+def test_a_zero_filled_image_cache_beside_a_valid_meta_file_is_regenerated(tmp_path, monkeypatch):
+    reference = make(tmp_path / "ref")
+    ds = make(tmp_path / "c")
+    images = np.load(ds.images_path, mmap_mode="r+")  # same header, the pixels zeroed
+    images[:] = 0
+    images.flush()
+    del images
+    # the meta file records the images' checksum: the zeroed pixels are not used
+    assert digest(make(tmp_path / "c")) == digest(reference)
+    _no_render(monkeypatch)
+    assert digest(make(tmp_path / "c")) == digest(reference)  # and the fresh cache is reused
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a zip", "no checksum"])
+def test_a_damaged_meta_file_is_regenerated_not_a_traceback(tmp_path, damage):
+    reference = make(tmp_path / "ref")
+    ds = make(tmp_path / "c")
+    if damage == "truncated":
+        ds.meta_path.write_bytes(ds.meta_path.read_bytes()[:60])
+    elif damage == "not a zip":
+        ds.meta_path.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
+    else:  # a cache written before the checksum existed: cannot be verified, so remade
+        with np.load(ds.meta_path) as meta:
+            kept = {k: meta[k] for k in meta.files if k != "images_sha256"}
+        with open(ds.meta_path, "wb") as fh:
+            np.savez(fh, **kept)
+    again = make(tmp_path / "c")
+    assert digest(again) == digest(reference)
+    with np.load(again.meta_path) as meta:
+        assert str(meta["images_sha256"]) == digest(reference)
+
+
+def test_temporaries_of_a_killed_writer_are_removed_when_the_cache_is_opened(tmp_path):
+    ds = make(tmp_path)
+    folder = ds.images_path.parent
+    stale = [folder / f".{ds.images_path.name}.abc123.tmp", folder / f".{ds.meta_path.name}.x9.tmp"]
+    for path in stale:
+        path.write_bytes(b"left by a kill -9")
+    other = folder / ".someone-else.npy.q1.tmp"  # not a temporary of this split: untouched
+    other.write_bytes(b"x")
+    make(tmp_path)  # opening the (valid) cache tidies its own leftovers
+    assert not any(p.exists() for p in stale)
+    assert other.exists()
+    # ...and a writer that is still at work (holding the split's lock) keeps its file
+    from fgvc_lib.data.synthetic.cache import cache_files
+    from fgvc_lib.io import FileLock
+
+    files = cache_files(tmp_path, split="train", **{**SMALL, "seed": 0})
+    busy = folder / f".{ds.images_path.name}.busy.tmp"
+    busy.write_bytes(b"being written")
+    lock = FileLock(files.lock).acquire()
+    try:
+        make(tmp_path)
+    finally:
+        lock.release()
+    assert busy.exists()

@@ -12,16 +12,27 @@ Implementation notes
   through :func:`fgvc_lib.io.atomic_write` (a temporary file beside the
   target, then a rename), so a crash never leaves a half-written cache file
   under the final name, and a corrupt or truncated cache is regenerated.
+* The meta file records the SHA-256 of the image array
+  (``images_sha256``); an image file whose bytes do not match (zero-filled,
+  overwritten, or a cache written before the checksum existed) is
+  regenerated, as is a meta file that is truncated or no zip at all. Hashing
+  costs about a second per GB, once per construction.
 * The key hashes every parameter that changes the data and
   :data:`GENERATOR_VERSION`, so a change of the pictures never reuses an
-  old cache. Stale temporary files of a killed writer are left alone: they
-  may belong to a writer that is still running in another process.
+  old cache.
+* Writers of one split hold its lock file (``.<stem>.lock``,
+  :class:`fgvc_lib.io.FileLock`), so two processes never render the same
+  split at once (the second waits, then reads the cache), and temporary files
+  a killed writer left are deleted by the next process that takes the lock:
+  with the lock held, no live writer can own them.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +42,7 @@ import numpy as np
 
 from fgvc_lib.data.synthetic.classes import SLOT_NAMES
 from fgvc_lib.errors import FGVCError
-from fgvc_lib.io import atomic_write
+from fgvc_lib.io import FileLock, atomic_write, remove_stale_temporaries
 
 #: Bump when the rendered pictures change, so old caches are not reused.
 GENERATOR_VERSION = 3
@@ -58,7 +69,12 @@ class CacheFiles:
     """The two files of one generated split; the split is cached once both exist."""
 
     images: Path  # .npy, (N, H, W, 3) uint8
-    meta: Path  # .npz: targets, object_boxes, part_boxes, codes; written last
+    meta: Path  # .npz: targets, object_boxes, part_boxes, codes, images_sha256; written last
+    lock: Path  # held by a writer of this split (and while removing stale temporaries)
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete what a killed writer left (call with :attr:`lock` held)."""
+        return remove_stale_temporaries(self.images.parent, (self.images.name, self.meta.name))
 
 
 def cache_files(root: Path, *, split: str, num_classes: int, per_class: int, image_size: int,
@@ -77,7 +93,47 @@ def cache_files(root: Path, *, split: str, num_classes: int, per_class: int, ima
     except OSError as exc:
         raise FGVCError(f"SyntheticFGVC: cannot create cache folder {cache_dir} ({exc})",
                         f"pass root= a writable folder or set ${CACHE_ENV}") from exc
-    return CacheFiles(images=cache_dir / f"{stem}.images.npy", meta=cache_dir / f"{stem}.meta.npz")
+    return CacheFiles(images=cache_dir / f"{stem}.images.npy", meta=cache_dir / f"{stem}.meta.npz",
+                      lock=cache_dir / f".{stem}.lock")
+
+
+def images_sha256(images: np.ndarray) -> str:
+    """SHA-256 of an image array's bytes, read in chunks of about 64 MB (it may be a memmap)."""
+    digest = hashlib.sha256()
+    per_item = max(1, int(np.prod(images.shape[1:], dtype=np.int64)) * images.itemsize)
+    step = max(1, (64 << 20) // per_item)
+    for start in range(0, len(images), step):
+        digest.update(np.ascontiguousarray(images[start:start + step]))
+    return digest.hexdigest()
+
+
+def open_split(files: CacheFiles, count: int, size: int,
+               generate: Callable[[], SplitArrays]) -> SplitArrays:
+    """The cached split, else ``generate()`` under the split's lock.
+
+    The cache is read without the lock (its files are only ever replaced whole);
+    only a missing or damaged cache takes it, then re-checks (another process may
+    have just written it) before generating. Temporary files a killed writer left
+    are removed whenever the lock is free.
+    """
+    loaded = load_cache(files, count, size)
+    if loaded is not None:
+        _tidy_if_free(files)
+        return loaded
+    with FileLock(files.lock):
+        files.remove_stale_temporaries()
+        loaded = load_cache(files, count, size)
+        return loaded if loaded is not None else generate()
+
+
+def _tidy_if_free(files: CacheFiles) -> None:
+    lock = FileLock(files.lock)
+    with contextlib.suppress(FGVCError, OSError):  # busy (a writer is at work) or read-only
+        lock.acquire(blocking=False)
+        try:
+            files.remove_stale_temporaries()
+        finally:
+            lock.release()
 
 
 def load_cache(files: CacheFiles, count: int, size: int) -> SplitArrays | None:
@@ -92,12 +148,15 @@ def load_cache(files: CacheFiles, count: int, size: int) -> SplitArrays | None:
         with np.load(files.meta) as meta:
             targets = meta["targets"]
             object_boxes, part_boxes = meta["object_boxes"], meta["part_boxes"]
-    except (OSError, ValueError, KeyError, EOFError):
-        return None
+            recorded = str(meta["images_sha256"]) if "images_sha256" in meta.files else None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile):
+        return None  # missing, truncated or not a zip at all: regenerate
     if (images.shape != (count, size, size, 3) or images.dtype != np.uint8
             or targets.shape != (count,) or object_boxes.shape != (count, 4)
             or part_boxes.shape != (count, len(SLOT_NAMES), 4)):
         return None
+    if recorded is None or images_sha256(images) != recorded:
+        return None  # the images are not the ones the meta file describes (or unverifiable)
     return images, targets, object_boxes, part_boxes
 
 
@@ -112,17 +171,20 @@ def save_cache(files: CacheFiles, targets: np.ndarray, codes: np.ndarray, size: 
     """
     n = len(targets)
     boxes: dict[str, np.ndarray] = {}
+    digest: dict[str, str] = {}
 
     def write_images(tmp: Path) -> None:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
         boxes["object"], boxes["parts"] = render(out)
         out.flush()
+        digest["images"] = images_sha256(out)
         del out
 
     def write_meta(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             np.savez(fh, targets=targets, object_boxes=boxes["object"],
-                     part_boxes=boxes["parts"], codes=codes)
+                     part_boxes=boxes["parts"], codes=codes,
+                     images_sha256=np.array(digest["images"]))
 
     atomic_write(files.images, write_images)
     atomic_write(files.meta, write_meta)  # written last: marks the cache complete

@@ -25,7 +25,7 @@ from PIL import Image
 
 from fgvc_lib.data.base import Box, FGVCDataset
 from fgvc_lib.data.synthetic.cache import (CacheFiles, SplitArrays, cache_files, default_cache_root,
-                                           load_cache, save_cache)
+                                           open_split, save_cache)
 from fgvc_lib.data.synthetic.classes import (COLOUR_NAMES, MAX_CLASSES, PATTERN_NAMES, SLOT_NAMES,
                                              check_int, check_num_classes, make_class_table)
 from fgvc_lib.data.synthetic.raster import check_image_size, class_prototypes, render_images
@@ -83,9 +83,8 @@ class SyntheticFGVC(FGVCDataset):
         files = cache_files(self.root, split=split, num_classes=num_classes, per_class=per_class,
                             image_size=image_size, seed=seed)
         self.images_path, self.meta_path = files.images, files.meta
-        loaded = load_cache(files, num_classes * per_class, image_size)
-        if loaded is None:
-            loaded = self._generate(files)
+        loaded = open_split(files, num_classes * per_class, image_size,
+                            lambda: self._generate(files))
         self.images, self._targets, self.object_boxes, self.part_boxes = loaded
         self.boxes = [tuple(float(x) for x in box) for box in self.object_boxes]
 
