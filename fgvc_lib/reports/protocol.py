@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fgvc_lib.errors import FGVCError
+from fgvc_lib.reports.records import as_record
 
 #: Seeds every real-data comparison uses.
 SEEDS: tuple[int, ...] = (0, 1, 2)
@@ -45,12 +46,9 @@ def _value(record: Mapping[str, Any], metric: str, head: str, split: str) -> flo
 
 
 def optimizer_steps(record: Mapping[str, Any]) -> float:
-    """Optimiser steps a run took: batches per epoch x steps per batch, summed over epochs."""
-    data = record.get("dataset", {})
-    cfg = record.get("config", {})
-    batches = max(1, int(data.get("train_size", 0)) // max(1, int(cfg.get("batch_size", 1))))
-    return float(sum(batches * float(h.get("optimizer_steps_per_batch", 1.0))
-                     for h in record.get("history", [])))
+    """Optimiser steps a run took (:meth:`RunRecord.budget`: batches per epoch x steps per
+    batch x epochs)."""
+    return float(as_record(record).budget()["optimizer steps"])
 
 
 def seed_stats(records: Sequence[Mapping[str, Any]], metric: str = "top1",
