@@ -87,16 +87,6 @@ class MethodOptions:
         """``KEY=VALUE`` strings that :meth:`parse` turns back into these options."""
         return [f"{k}={json.dumps(v)}" for k, v in self.to_dict().items()]
 
-    def replace(self, **changes: Any) -> "MethodOptions":
-        return self.from_dict({**self.to_dict(), **changes})
-
-    @classmethod
-    def help(cls) -> list[tuple[str, str, Any]]:
-        """``(name, type, default)`` of every option, for listings."""
-        hints = typing.get_type_hints(cls)
-        return [(f.name, _describe(hints[f.name]), _jsonable(_default(f)))
-                for f in dataclasses.fields(cls)]
-
 
 @dataclass(frozen=True)
 class ReleasedLoop:
