@@ -91,6 +91,38 @@ PACKAGES: tuple[NpmPackage, ...] = (
     ),
 )
 
+# The widget manager's bundle carries two copies of Font Awesome 5's stylesheet.
+# One refers to its fonts through webpack (hashed names beside embed-amd.js,
+# found from the script's own URL); the other is literal CSS that a <style>
+# element puts into the page, with ``url(../webfonts/fa-*.woff2)`` etc., which a
+# browser resolves against the *page*: for the book's pages (one folder below
+# the site root) that is ``<site>/webfonts/``. The same font files are copied
+# there under the names that CSS asks for. The hashed names are fixed by the
+# pinned, integrity-checked tarball (html-manager 1.0.15); the family of each
+# was read from the files' own name tables (fa-brands-400 = "Font Awesome 5
+# Brands Regular", fa-regular-400 = "Font Awesome 5 Free Regular", fa-solid-900
+# = "Font Awesome 5 Free Solid"), and the SVG fonts are re-checked when vendoring.
+WEBFONTS_DIR = EXTRA_PATH_DIR / "webfonts"  # -> <site>/webfonts/...
+WEBFONT_ALIASES: dict[str, str] = {
+    "fa-brands-400.woff2": "d878b0a6a1144760244f.woff2",
+    "fa-brands-400.woff": "2285773e6b4b172f07d9.woff",
+    "fa-brands-400.ttf": "527940b104eb2ea366c8.ttf",
+    "fa-brands-400.eot": "23f19bb08961f37aaf69.eot",
+    "fa-brands-400.svg": "2f517e09eb2ca6650ff5.svg",
+    "fa-regular-400.woff2": "7a3337626410ca2f4071.woff2",
+    "fa-regular-400.woff": "bb58e57c48a3e911f15f.woff",
+    "fa-regular-400.ttf": "491974d108fe4002b2aa.ttf",
+    "fa-regular-400.eot": "77206a6bb316fa0aded5.eot",
+    "fa-regular-400.svg": "4689f52cc96215721344.svg",
+    "fa-solid-900.woff2": "1551f4f60c37af51121f.woff2",
+    "fa-solid-900.woff": "eeccf4f66002c6f2ba24.woff",
+    "fa-solid-900.ttf": "be9ee23c0c6390141475.ttf",
+    "fa-solid-900.eot": "9bbb245e67a133f6e486.eot",
+    "fa-solid-900.svg": "7a8b4f130182d19a2d7c.svg",
+}
+_SVG_FAMILY = {"fa-brands-400": "Font Awesome 5 Brands", "fa-regular-400": "Font Awesome 5 Free Regular",
+               "fa-solid-900": "Font Awesome 5 Free Solid"}
+
 # The files the pages load; book/_ext/offline_js.py checks the same list.
 ENTRY_FILES: tuple[str, ...] = (
     "mathjax/es5/tex-mml-chtml.js",
@@ -106,6 +138,9 @@ def sri_sha512(data: bytes) -> str:
 def is_complete(vendor_dir: Path = VENDOR_DIR) -> bool:
     """All entry files present and the manifest matches the pinned versions."""
     if not all((vendor_dir / entry).is_file() for entry in ENTRY_FILES):
+        return False
+    webfonts = vendor_dir.parent / WEBFONTS_DIR.name
+    if not all((webfonts / alias).is_file() for alias in WEBFONT_ALIASES):
         return False
     try:
         manifest = json.loads((vendor_dir / MANIFEST.name).read_text())
@@ -149,6 +184,21 @@ def _extract(package: NpmPackage, tarball: Path, destination: Path) -> int:
     return count
 
 
+def _copy_webfonts(dist: Path, webfonts: Path) -> None:
+    """Copy the widget manager's Font Awesome files to the names its page-level CSS uses."""
+    webfonts.mkdir(parents=True, exist_ok=True)
+    for alias, hashed in WEBFONT_ALIASES.items():
+        source = dist / hashed
+        if not source.is_file():
+            raise RuntimeError(f"html-manager font {hashed} (for {alias}) is not in the tarball: "
+                               "the pinned version changed, update WEBFONT_ALIASES")
+        if alias.endswith(".svg"):
+            family = _SVG_FAMILY[alias.rsplit(".", 1)[0]]
+            if family not in source.read_text(errors="replace")[:2000]:
+                raise RuntimeError(f"{hashed} is not {family}: update WEBFONT_ALIASES")
+        shutil.copyfile(source, webfonts / alias)
+
+
 def vendor(force: bool = False) -> Path:
     """Fetch and extract all packages into :data:`VENDOR_DIR`; return it."""
     if is_complete() and not force:
@@ -170,6 +220,7 @@ def vendor(force: bool = False) -> Path:
                 )
             count = _extract(package, tarball, staging / "vendor" / package.target)
             print(f"{package.spec}: {count} files")
+    _copy_webfonts(staging / "vendor" / "html-manager" / "dist", staging / WEBFONTS_DIR.name)
     manifest = {package.name: package.version for package in PACKAGES}
     (staging / "vendor" / MANIFEST.name).write_text(json.dumps(manifest, indent=2) + "\n")
     if not is_complete(staging / "vendor"):

@@ -131,6 +131,21 @@ def _show_figures_inline() -> None:
         shell.run_line_magic("matplotlib", "inline")
 
 
+def _text_progress_in_kernels() -> None:
+    """In a Jupyter kernel, training prints one line per epoch and draws no tqdm bars:
+    a notebook bar is a widget, and a closed one leaves blank rows in the static book.
+    ``FGVC_PROGRESS_BARS=1`` in the environment brings the bars back."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        from fgvc_lib.engine.trainer import PROGRESS_BARS_ENV
+
+        os.environ.setdefault(PROGRESS_BARS_ENV, "0")
+
+
 def setup(seed: int = 0, profile: str | None = None, dataset: str | None = None,
           data_root: str | None = None, device: str | None = None,
           verbose: bool = True) -> Session:
@@ -149,6 +164,7 @@ def setup(seed: int = 0, profile: str | None = None, dataset: str | None = None,
         seed=seed, root=repository_root())
     torch.manual_seed(seed)
     _show_figures_inline()
+    _text_progress_in_kernels()
     if verbose:
         print(session.describe())
     return session

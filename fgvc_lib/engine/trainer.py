@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import shutil
 import time
@@ -134,9 +135,19 @@ def set_lr(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch: float) -> 
     return cfg.lr * factor
 
 
+#: ``FGVC_PROGRESS_BARS=0`` keeps the per-epoch lines but draws no tqdm bars
+#: (:func:`fgvc_lib.notebook.setup` sets it in a kernel: a notebook bar is a
+#: widget, and a closed one leaves blank rows in the static book).
+PROGRESS_BARS_ENV = "FGVC_PROGRESS_BARS"
+
+
 def _progress(iterable, enabled: bool, **kwargs):
     if not enabled:
         return iterable
+    if os.environ.get(PROGRESS_BARS_ENV, "1") == "0":
+        from tqdm import tqdm as text_tqdm
+
+        return text_tqdm(iterable, disable=True, **kwargs)  # set_postfix stays a no-op
     from tqdm.auto import tqdm
 
     return tqdm(iterable, **kwargs)
