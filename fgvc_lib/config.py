@@ -262,6 +262,8 @@ def resolve_config(method: str = "baseline", dataset: str = "synthetic",
     if profile == "full":
         # The paper's recipe wins over the generic full-profile defaults.
         values.update(recipe)
+        backbone = overrides.get("backbone") or values.get("backbone") or spec.default_backbone
+        values.update(spec.backbone_recipe.get(backbone, {}))
     values.update({k: v for k, v in overrides.items() if v is not None})
     # A method's per-profile option defaults only set the scale (e.g. CMAL-Net's C_v
     # in smoke); options given explicitly win.

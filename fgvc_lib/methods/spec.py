@@ -111,6 +111,8 @@ class MethodSpec:
     default_backbone: used when no backbone is given.
     paper_recipe: the paper's training settings (keys of ``TrainConfig``); the
         ``full`` profile uses them.
+    backbone_recipe: backbone name -> settings that replace ``paper_recipe``'s for
+        that backbone in the ``full`` profile (CMAL-Net trains TResNet-L at 368 px).
     profile_options: per-profile option defaults that only set the scale
         (``{"smoke": {"cv": 256}}``).
     comparison_maps: attention map label -> name in ``ModelOutput.attention``
@@ -128,6 +130,7 @@ class MethodSpec:
     build: Callable[..., nn.Module]
     default_backbone: str = "resnet50"
     paper_recipe: Mapping[str, Any] = field(default_factory=dict)
+    backbone_recipe: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     profile_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     comparison_maps: Mapping[str, str] = field(default_factory=dict)
     released_loop: ReleasedLoop | None = None

@@ -5,6 +5,7 @@ Small on purpose: ResNet-18, C_v = 16, 32-64 px images, batches of 4-8.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -14,7 +15,6 @@ from fgvc_lib.config import TrainConfig
 from fgvc_lib.models.step import StepContext
 from fgvc_lib.errors import FGVCError
 from fgvc_lib.methods.cmal import augment
-from fgvc_lib.models.blocks.cam import crop_and_resize, mask_to_box, minmax_normalize, upsample_maps
 from fgvc_lib.methods.cmal import AUGMENTATIONS
 from fgvc_lib.methods.cmal.model import CMALNet, _draw_from_pool, _second_order_cam
 from fgvc_lib.methods import available_methods as available_models, build_model, get_spec
@@ -100,26 +100,6 @@ def test_raw_only_evaluation_skips_the_crop_pass():
     with torch.no_grad():
         out = model(_batch()[0])
     assert "fusion" not in out.heads and out.logits is out.heads["avg_raw"]
-
-
-def test_a_oval_is_the_crop_of_the_mean_maps_box():
-    """Eq. (7): mean of the experts' normalised up-sampled CAMs, min-max, threshold, box,
-    crop; the *_A heads are the raw heads of that crop."""
-    model = _model(seed=3).eval()
-    images, _ = _batch(seed=4)
-    with torch.no_grad():
-        out = model(images)
-        norms = [minmax_normalize(upsample_maps(out.attention[f"expert{i}"], (64, 64)))
-                 for i in (1, 2, 3)]
-        oval = minmax_normalize(torch.stack(norms).mean(0))
-        box = mask_to_box(oval > 0.5)
-        model.test_on_oval = False
-        on_crop = model(crop_and_resize(images, box))
-    assert torch.allclose(out.attention["oval"], oval, atol=1e-6)
-    assert torch.equal(out.extras["boxes"]["oval"], box)
-    assert (box != torch.tensor([0.0, 0.0, 64.0, 64.0])).any()  # a real crop, not the image
-    for name in ("p1", "p2", "p3", "p_oval"):
-        assert torch.allclose(out.heads[f"{name}_A"], on_crop.heads[name], atol=1e-5)
 
 
 def test_crop_pad_grows_the_boxes():
@@ -281,20 +261,6 @@ def test_each_step_moves_only_its_own_parts(recorded_step):
     assert [_groups(m) for m in ctx.moved] == expected
 
 
-def test_mda_inputs_are_the_attention_crops(recorded_step):
-    model, ctx, images, targets, _ = recorded_step
-    # Rebuild A_1..A_3, A_oval from step 1's forward (the model before any update).
-    crops = model._mda_crops(ctx.outputs[0], images, targets)
-    a1, a2, a3, a_oval = crops
-    assert torch.equal(ctx.inputs[0], images) and torch.equal(ctx.inputs[4], images)
-    assert torch.equal(ctx.inputs[3], a_oval)
-    # Step 2 trains expert 2: every image comes from {raw, A_1, A_3}, per sample.
-    for step, pool in ((1, (images, a1, a3)), (2, (images, a2, a3))):
-        for i in range(images.shape[0]):
-            assert any(torch.equal(ctx.inputs[step][i], p[i]) for p in pool)
-    assert not torch.equal(a_oval, images)
-
-
 def test_mda_draw_picks_per_sample_or_per_batch():
     pool = [torch.full((64, 1), float(v)) for v in range(3)]
     g = torch.Generator().manual_seed(0)
@@ -311,16 +277,6 @@ def test_two_experts_take_four_steps():
     losses = model.training_step(ctx, *_batch(px=32))
     assert ctx.optimizer_steps == 4
     assert set(losses) == {"loss", "loss_1", "loss_2", "loss_3", "loss_4"}
-
-
-def test_label_cam_uses_the_ground_truth_class():
-    model = _model(cam_class="label").train()
-    images, targets = _batch()
-    out = model(images)
-    crops = model._mda_crops(out, images, targets)
-    cams = model.expert_cams(out.extras["expert_maps"], [targets] * 3)
-    regions = model.attention_regions(cams, (64, 64))
-    assert torch.equal(crops[-1], crop_and_resize(images, regions.oval))
 
 
 def test_same_generator_seed_same_training():
@@ -508,3 +464,228 @@ def test_augmentations_replay_with_the_same_seed():
         a, b = fn(images, targets, _gen(9)), fn(images, targets, _gen(9))
         assert torch.equal(a.images, b.images) and torch.equal(a.lam, b.lam)
     assert torch.equal(augment.pad_crop(images, _gen(9)), augment.pad_crop(images, _gen(9)))
+
+
+# -- independent expectations: hand-computed CE, boxes, crops, heads ------------------------
+def _hand_ce(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean cross-entropy by an explicit loop over images: -(z_y - log sum_k exp z_k)."""
+    total = 0.0
+    z = logits.detach().double().tolist()
+    for row, y in zip(z, targets.tolist()):
+        top = max(row)
+        log_sum = top + math.log(sum(math.exp(v - top) for v in row))
+        total += log_sum - row[y]
+    return total / len(z)
+
+
+def _hand_minmax(m: torch.Tensor) -> torch.Tensor:
+    out = torch.empty_like(m)
+    for i in range(m.shape[0]):
+        lo, hi = float(m[i].min()), float(m[i].max())
+        out[i] = (m[i] - lo) / (hi - lo) if hi > lo else torch.zeros_like(m[i])
+    return out
+
+
+def _hand_box(mask: torch.Tensor) -> torch.Tensor:
+    """x0, y0, x1 (exclusive), y1 (exclusive) of the positive pixels, per image; whole image
+    when empty."""
+    boxes = []
+    for m in mask:
+        ys, xs = torch.nonzero(m, as_tuple=True)
+        if len(ys) == 0:
+            boxes.append([0.0, 0.0, float(m.shape[1]), float(m.shape[0])])
+        else:
+            boxes.append([float(xs.min()), float(ys.min()), float(xs.max()) + 1, float(ys.max()) + 1])
+    return torch.tensor(boxes)
+
+
+def _hand_crop(images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Crop and resize to the input size: output pixel (i, j) samples the image bilinearly
+    at the box point of its centre (pixel centres at integer + 0.5), edges clamped."""
+    b, c, h, w = images.shape
+    out = torch.empty_like(images)
+    for n in range(b):
+        x0, y0, x1, y1 = boxes[n].tolist()
+        ys = (y0 + (torch.arange(h, dtype=torch.float64) + 0.5) * (y1 - y0) / h - 0.5).clamp(0, h - 1)
+        xs = (x0 + (torch.arange(w, dtype=torch.float64) + 0.5) * (x1 - x0) / w - 0.5).clamp(0, w - 1)
+        ylo, xlo = ys.floor().long(), xs.floor().long()
+        yhi, xhi = (ylo + 1).clamp(max=h - 1), (xlo + 1).clamp(max=w - 1)
+        wy, wx = (ys - ylo).float()[:, None], (xs - xlo).float()[None, :]
+        img = images[n]
+        top = img[:, ylo][:, :, xlo] * (1 - wx) + img[:, ylo][:, :, xhi] * wx
+        bottom = img[:, yhi][:, :, xlo] * (1 - wx) + img[:, yhi][:, :, xhi] * wx
+        out[n] = top * (1 - wy) + bottom * wy
+    return out
+
+
+def _hand_regions(cams, size, t):
+    """Eqs. (5)-(7) by hand: bilinear up-sampling, min-max, threshold, box; the mean of the
+    normalised maps normalised again for A_oval."""
+    norms = [_hand_minmax(torch.nn.functional.interpolate(
+        c[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0]) for c in cams]
+    boxes = [_hand_box(n > t) for n in norms]
+    oval_map = _hand_minmax(sum(norms) / len(norms))
+    return boxes, _hand_box(oval_map > t), oval_map
+
+
+def _hand_cam(maps: torch.Tensor, clf, classes: torch.Tensor) -> torch.Tensor:
+    """Eq. (4) with the two linear layers' product as class weights, by a loop over channels."""
+    w = clf.net[4].weight.detach() @ clf.net[1].weight.detach()  # (K, C_v)
+    cam = torch.zeros(maps.shape[0], *maps.shape[2:])
+    for n, k in enumerate(classes.tolist()):
+        for ch in range(maps.shape[1]):
+            cam[n] += w[k, ch] * maps[n, ch]
+    return cam
+
+
+@dataclasses.dataclass
+class ObjectiveContext(RecordingContext):
+    """Also records the objective each optimiser step minimised."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.objectives: list[float] = []
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.objectives.append(float(loss.detach()))
+        super().step(loss)
+
+
+def test_step_losses_are_the_hand_computed_cross_entropies():
+    """Algorithm 1's five objectives from each step's own scores: CE(p3), CE(p2), CE(p1),
+    CE(p1^A) + CE(p2^A) + CE(p3^A) + CE(p_oval^A), CE(p_oval). A concatenation loss counted
+    twice (as in the released code) fails here."""
+    model = _model(t=0.7).train()
+    images, targets = _batch(px=64)
+    ctx = _ctx(model, cls=ObjectiveContext)
+    ctx.model = model
+    losses = model.training_step(ctx, images, targets)
+    heads = [o.heads for o in ctx.outputs]
+    step4 = sum(_hand_ce(heads[3][k], targets) for k in ("p1", "p2", "p3", "p_oval"))
+    expected = [_hand_ce(heads[0]["p3"], targets), _hand_ce(heads[1]["p2"], targets),
+                _hand_ce(heads[2]["p1"], targets), step4, _hand_ce(heads[4]["p_oval"], targets)]
+    assert ctx.objectives == pytest.approx(expected, rel=1e-5)
+    reported = {"loss_3": expected[0], "loss_2": expected[1], "loss_1": expected[2],
+                "loss_4": _hand_ce(heads[3]["p_oval"], targets), "loss_5": expected[4],
+                "loss": sum(expected)}
+    assert {k: float(v) for k, v in losses.items()} == pytest.approx(reported, rel=1e-5)
+
+
+def test_a_oval_is_the_crop_of_the_mean_maps_box_by_hand():
+    """Eq. (7) and the crop, recomputed without the library's map, box and crop functions;
+    the *_A heads are the raw heads of that crop."""
+    model = _model(seed=3).eval()
+    images, _ = _batch(seed=4)
+    with torch.no_grad():
+        out = model(images)
+        _, box, oval = _hand_regions([out.attention[f"expert{i}"] for i in (1, 2, 3)], (64, 64), 0.5)
+        crop = _hand_crop(images, box)
+        model.test_on_oval = False
+        on_crop = model(crop)
+    assert torch.allclose(out.attention["oval"], oval, atol=1e-5)
+    assert torch.equal(out.extras["boxes"]["oval"], box)
+    assert (box != torch.tensor([0.0, 0.0, 64.0, 64.0])).any()  # a real crop, not the image
+    for name in ("p1", "p2", "p3", "p_oval"):
+        assert torch.allclose(out.heads[f"{name}_A"], on_crop.heads[name], atol=1e-4)
+
+
+def test_label_cam_crops_the_box_of_the_ground_truth_class():
+    model = _model(cam_class="label", t=0.6).train()
+    images, _ = _batch()
+    out = model(images)
+    predicted = out.heads["p1"].argmax(1)
+    targets = (predicted + 1) % K                      # never the predicted class
+    maps = out.extras["expert_maps"]
+    cams = [_hand_cam(maps[i], model.classifiers[i], targets) for i in range(3)]
+    _, box, _ = _hand_regions(cams, (64, 64), 0.6)
+    crops = model._mda_crops(out, images, targets)
+    assert torch.allclose(crops[-1], _hand_crop(images, box), atol=1e-5)
+    # The prediction's CAM gives another crop here, so the test can tell the two apart.
+    pred_cams = [_hand_cam(maps[i], model.classifiers[i], out.heads[f"p{i + 1}"].argmax(1))
+                 for i in range(3)]
+    _, pred_box, _ = _hand_regions(pred_cams, (64, 64), 0.6)
+    assert not torch.equal(pred_box, box)
+
+
+@pytest.mark.parametrize("draw", ["batch", "sample"])
+def test_mda_inputs_are_the_hand_made_attention_crops(draw):
+    model = _model(t=0.7, mda_draw=draw).train()
+    images, targets = _batch(px=64)
+    ctx = _ctx(model, cls=RecordingContext)
+    ctx.model = model
+    model.training_step(ctx, images, targets)
+    cams = [ctx.outputs[0].attention[f"expert{i}"] for i in (1, 2, 3)]
+    boxes, oval_box, _ = _hand_regions(cams, (64, 64), 0.7)
+    a1, a2, a3 = (_hand_crop(images, b) for b in boxes)
+    a_oval = _hand_crop(images, oval_box)
+    assert torch.equal(ctx.inputs[0], images) and torch.equal(ctx.inputs[4], images)
+    assert torch.allclose(ctx.inputs[3], a_oval, atol=1e-5) and not torch.allclose(a_oval, images)
+    # Step 2 trains expert 2 (pool {raw, A_1, A_3}), step 3 expert 1 (pool {raw, A_2, A_3}).
+    for step, pool in ((1, (images, a1, a3)), (2, (images, a2, a3))):
+        if draw == "batch":   # one pool member for the whole batch
+            assert any(torch.allclose(ctx.inputs[step], p, atol=1e-5) for p in pool)
+        for i in range(images.shape[0]):
+            assert any(torch.allclose(ctx.inputs[step][i], p[i], atol=1e-5) for p in pool)
+
+
+def test_mda_draws_once_per_batch_by_default():
+    assert get_spec("cmal").options().mda_draw == "batch"
+
+
+def test_expert_head_is_conv1x1_bn_elu_conv3x3_bn_elu_then_global_max():
+    """Eqs. (1)-(3) by hand, in eval mode (BN with its running statistics)."""
+    model = _model(cv=16).eval()
+    for head, c_in in zip(model.experts, (128, 256, 512)):  # ResNet-18 layer2/3/4
+        conv1, bn1, act1 = head.reduce
+        conv3, bn3, act3 = head.expand
+        assert (conv1.in_channels, conv1.out_channels, conv1.kernel_size) == (c_in, 8, (1, 1))
+        assert (conv3.in_channels, conv3.out_channels, conv3.kernel_size, conv3.padding) == (
+            8, 16, (3, 3), (1, 1))
+        assert isinstance(act1, torch.nn.ELU) and isinstance(act3, torch.nn.ELU)
+        for bn in (bn1, bn3):  # non-trivial statistics so that BN is really checked
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.data.uniform_(0.5, 1.5)
+            bn.bias.data.uniform_(-0.2, 0.2)
+        x = torch.randn(2, c_in, 5, 6)
+
+        def bn_eval(y, bn):
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            return (y - bn.running_mean[None, :, None, None]) * scale[None, :, None, None] \
+                + bn.bias[None, :, None, None]
+
+        def elu(y):
+            return torch.where(y > 0, y, torch.exp(y) - 1)
+
+        with torch.no_grad():
+            x1 = elu(bn_eval(torch.einsum("oc,bchw->bohw", conv1.weight[:, :, 0, 0], x), bn1))
+            x2 = elu(bn_eval(torch.nn.functional.conv2d(x1, conv3.weight, padding=1), bn3))
+            v, cam_map = head(x)
+        assert torch.allclose(cam_map, x2, atol=1e-5)
+        assert torch.allclose(v, x2.flatten(2).max(dim=2).values, atol=1e-5)
+
+
+def test_baseline_2_crops_half_the_area_with_the_images_aspect():
+    model = _model(augmentation="random_crop")
+    h, w = 40, 60
+    # Channel 0 holds each pixel's x centre, channel 1 its y centre: a resized crop of this
+    # ramp image shows which box it came from.
+    xs = (torch.arange(w, dtype=torch.float32) + 0.5).expand(h, w)
+    ys = (torch.arange(h, dtype=torch.float32) + 0.5)[:, None].expand(h, w)
+    images = torch.stack([xs, ys, torch.zeros(h, w)])[None].repeat(16, 1, 1, 1)
+    batch = model._step_input(torch.Generator().manual_seed(0), images, torch.zeros(16, dtype=torch.long),
+                              [], expert=1)
+    for crop in batch.images:
+        box_w = float(crop[0].max() - crop[0].min()) * w / (w - 1)
+        box_h = float(crop[1].max() - crop[1].min()) * h / (h - 1)
+        assert box_w * box_h / (h * w) == pytest.approx(0.5, abs=0.03)
+        assert box_w / box_h == pytest.approx(w / h, rel=0.04)
+
+
+def test_full_profile_trains_tresnet_l_at_368_px_and_the_others_at_448():
+    from fgvc_lib.config import resolve_config
+
+    assert resolve_config("cmal", "cars", "full", backbone="tresnet_l").image_size == 368
+    assert resolve_config("cmal", "cars", "full", backbone="resnet50").image_size == 448
+    assert resolve_config("cmal", "cars", "full").image_size == 448          # default ResNet-50
+    assert resolve_config("cmal", "cars", "full", backbone="tresnet_l", image_size=448).image_size == 448

@@ -354,3 +354,155 @@ def test_registration_and_paper_recipe():
             recipe["image_size"]) == ("sgd", 0.01, 0.9, 32, 30, "multistep", [15], 0.1, 448)
     cfg = resolve_config("cross_x", profile="full")
     assert cfg.milestones == [15] and math.isclose(cfg.lr, 0.01)
+
+
+# -- independent expectations: lambda -> term mapping, pooling, linear C3S, Lite0 ------------
+def _hand_c3s(features: torch.Tensor) -> float:
+    """Eq. (4) on S of Eq. (3) (mean over all image pairs), by explicit loops."""
+    n, p, _ = features.shape
+    f = [[features[i, a] / features[i, a].norm() for a in range(p)] for i in range(n)]
+    s = [[sum(float(f[i][a] @ f[j][b]) for i in range(n) for j in range(n)) / n ** 2
+          for b in range(p)] for a in range(p)]
+    frob = sum(s[a][b] ** 2 for a in range(p) for b in range(p))
+    return 0.5 * frob - 2.0 * sum(s[a][a] ** 2 for a in range(p))
+
+
+def _hand_kl(top: torch.Tensor, other: torch.Tensor) -> float:
+    total = 0.0
+    for zt, zo in zip(top.double().tolist(), other.double().tolist()):
+        pt = [math.exp(v) / sum(math.exp(u) for u in zt) for v in zt]
+        po = [math.exp(v) / sum(math.exp(u) for u in zo) for v in zo]
+        total += sum(a * math.log(a / b) for a, b in zip(pt, po))
+    return total / len(top)
+
+
+@pytest.mark.parametrize("zeroed, c3s_levels, kl_levels", [
+    ("lambda1", ("L-1", "G"), ("G",)),        # removes C3S(S^L) and KL(L || L-1) exactly
+    ("lambda2", ("L", "G"), ("L-1",)),        # removes C3S(S^{L-1}) and KL(L || G)
+    ("lambda3", ("L", "L-1"), ("L-1", "G")),  # removes C3S(S^G) only
+])
+def test_each_lambda_switches_off_exactly_its_terms_of_eqs_10_and_11(zeroed, c3s_levels, kl_levels):
+    torch.manual_seed(0)
+    # Eval mode: BN with its initial running statistics leaves S^G away from 0, so every
+    # level's C3S term is large enough to be missed.
+    model = build_model("cross_x", K, backbone="resnet18", **{zeroed: 0.0}).eval()
+    with torch.no_grad():
+        out = model(_images(4))
+        terms = model.losses(out, torch.tensor([0, 1, 2, 3]))
+    feats = out.extras["part_features"]
+    heads = out.heads
+    assert all(abs(_hand_c3s(feats[lv])) > 0.01 for lv in ("L", "L-1", "G"))
+    assert all(_hand_kl(heads["L"], heads[lv]) > 1e-4 for lv in ("L-1", "G"))
+    assert float(terms["c3s"]) == pytest.approx(sum(_hand_c3s(feats[lv].detach()) for lv in c3s_levels),
+                                                rel=1e-4, abs=1e-6)
+    assert float(terms["cl"]) == pytest.approx(sum(_hand_kl(heads["L"], heads[lv]) for lv in kl_levels),
+                                               rel=1e-4, abs=1e-7)
+
+
+def _mid_map_and_head_input(model, images):
+    seen = {}
+    h1 = model.osme_mid.register_forward_hook(lambda _m, _i, o: seen.__setitem__("u_mid", o))
+    h2 = model.fc_mid.register_forward_hook(lambda _m, i, _o: seen.__setitem__("fc_in", i[0]))
+    try:
+        out = model(images)
+    finally:
+        h1.remove()
+        h2.remove()
+    return out, seen["u_mid"].detach(), seen["fc_in"].detach()
+
+
+def test_gmp_head_max_pools_while_c3s_keeps_gap_features():
+    torch.manual_seed(0)
+    model = build_model("cross_x", K, backbone="resnet18", pooling_mid="max").eval()
+    with torch.no_grad():
+        out, u_mid, fc_in = _mid_map_and_head_input(model, _images(3))
+    b, pc, h, w = u_mid.shape
+    p, c = model.num_parts, pc // model.num_parts
+    # The L-1 classifier reads the spatial maximum of every channel ...
+    expected_max = torch.stack([torch.stack([u_mid[n, ch].max() for ch in range(pc)]) for n in range(b)])
+    torch.testing.assert_close(fc_in, expected_max)
+    # ... while C3S reads the L2-normalised spatial mean of each part.
+    for n in range(b):
+        for k in range(p):
+            mean = u_mid[n, k * c:(k + 1) * c].mean(dim=(1, 2))
+            torch.testing.assert_close(out.extras["part_features"]["L-1"][n, k], mean / mean.norm())
+    gap = u_mid.mean(dim=(2, 3))
+    assert not torch.allclose(fc_in, gap)   # the two poolings really differ on these maps
+
+
+def test_gap_head_averages():
+    torch.manual_seed(0)
+    model = build_model("cross_x", K, backbone="resnet18", pooling_mid="avg").eval()
+    with torch.no_grad():
+        _, u_mid, fc_in = _mid_map_and_head_input(model, _images(2))
+    torch.testing.assert_close(fc_in, u_mid.sum(dim=(2, 3)) / (u_mid.shape[2] * u_mid.shape[3]))
+
+
+def test_linear_c3s_is_the_released_codes_form_and_has_a_gradient_at_zero():
+    from fgvc_lib.methods.cross_x.losses import c3s_loss, c3s_loss_linear
+
+    s = torch.tensor([[0.7, 0.2, -0.1], [0.2, 0.4, 0.3], [-0.1, 0.3, 0.9]])
+    # Upper triangle with the diagonal replaced by 1 - S_pp, summed.
+    expected = (1 - 0.7) + (1 - 0.4) + (1 - 0.9) + 0.2 - 0.1 + 0.3
+    assert float(c3s_loss_linear(s)) == pytest.approx(expected)
+    zero = torch.zeros(2, 2, requires_grad=True)
+    c3s_loss(zero).backward()
+    assert torch.equal(zero.grad, torch.zeros(2, 2))          # Eq. (4): no gradient at S = 0
+    zero.grad = None
+    c3s_loss_linear(zero).backward()
+    assert torch.equal(zero.grad, torch.tensor([[-1.0, 1.0], [0.0, -1.0]]))
+
+
+def test_c3s_form_option_selects_the_term():
+    torch.manual_seed(0)
+    model = build_model("cross_x", K, backbone="resnet18", c3s_form="linear").train()
+    with torch.no_grad():
+        out = model(_images(4))
+        terms = model.losses(out, torch.tensor([0, 1, 2, 3]))
+    from fgvc_lib.methods.cross_x.losses import c3s_loss_linear
+    expected = sum(float(c3s_loss_linear(s)) for s in out.extras["S"].values())
+    assert float(terms["c3s"]) == pytest.approx(expected, rel=1e-5)
+    assert get_spec("cross_x").options().c3s_form == "eq4"
+
+
+def test_fpn_merge_order_is_the_default():
+    assert get_spec("cross_x").options().merge_order == "fpn"
+    torch.manual_seed(0)
+    model = build_model("cross_x", K, backbone="resnet18").eval()
+    merge = model.merge
+    u_top, u_mid = torch.randn(1, merge.reduce.in_channels, 2, 2), torch.randn(1, merge.antialias.in_channels, 4, 4)
+    with torch.no_grad():
+        up = F.interpolate(merge.reduce(u_top), size=(4, 4), mode="bilinear", align_corners=False)
+        torch.testing.assert_close(merge(u_top, u_mid), merge.bn(merge.antialias(u_mid + up)))
+
+
+def test_efficientnet_lite0_branches_read_the_gated_stride_16_and_32_maps():
+    """On Lite0 ("output" placement): U^{L-1}_p = m^p * blocks.4's output (stride 16,
+    112 channels), U^L_p = m^p * the extractor's output (stride 32, 1280 channels), every
+    head and the shared backbone get gradients, and a few steps fit a fixed batch."""
+    torch.manual_seed(0)
+    model = build_model("cross_x", K, backbone="efficientnet_lite0").train()
+    seen = {}
+    hook = model.backbone.register_forward_hook(lambda _m, _i, o: seen.__setitem__("maps", o))
+    images = _images(4)
+    out = model(images)
+    hook.remove()
+    mid, top = seen["maps"][2], seen["maps"][3]
+    assert mid.shape[1:] == (112, SIZE // 16, SIZE // 16) and top.shape[1:] == (1280, SIZE // 32, SIZE // 32)
+    for osme, stage, level in ((model.osme_mid, mid, "L-1"), (model.osme_top, top, "L")):
+        gates = osme.gates(stage)
+        for k, m in enumerate(gates):
+            expected = (m[:, :, None, None] * stage).mean(dim=1)   # channel mean of U_p
+            torch.testing.assert_close(out.attention[f"{level}/p{k + 1}"], expected)
+    y = torch.tensor([0, 1, 2, 3])
+    model.losses(out, y)["loss"].backward()
+    for name in ("fc_top", "fc_mid", "fc_merged", "osme_mid", "osme_top", "merge"):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0
+                   for p in getattr(model, name).parameters()), name
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.parameters())
+    model.zero_grad(set_to_none=True)
+    ctx = _ctx(model, lr=0.05)
+    first = model.training_step(ctx, images, y)["ce"]
+    for _ in range(5):
+        last = model.training_step(ctx, images, y)["ce"]
+    assert last < 0.8 * first

@@ -20,7 +20,7 @@ Options (keywords of ``build_model``): ``cv`` (C_v, default 1024), ``t``
 ``covariance``, Table 2), ``augmentation`` (``mda`` or a Table 2 baseline),
 ``cam_class`` (``prediction`` | ``label``), ``crop_pad`` (box padding as a
 fraction of the image side, 0), ``classifier`` (``mlp`` | ``linear``),
-``fusion`` (``logits`` | ``probs``), ``mda_draw`` (``sample`` | ``batch``),
+``fusion`` (``logits`` | ``probs``), ``mda_draw`` (``batch`` | ``sample``),
 ``expert_stages`` (backbone maps, ``(1, 2, 3)``), ``second_order_dim``
 (channels before bilinear / covariance pooling, 128), ``mix_alpha``
 (Beta parameter of the mixing baselines, 1.0), ``test_on_oval`` (evaluate on
@@ -60,10 +60,13 @@ Where the paper leaves a choice open, this implementation decides as follows.
    computed from detached maps under ``torch.no_grad()``; gradients never
    flow through the box or the crop, as the paper uses the regions as new
    input images.
-7. **MDA draw (Algorithm 1, line 11).** ``mda_draw="sample"`` (default)
-   draws the input of each *image* uniformly from {raw, A_m : m != n},
-   with the trainer's generator; ``"batch"`` draws one choice for the whole
-   batch, the more literal reading.
+7. **MDA draw (Algorithm 1, line 11).** ``mda_draw="batch"`` (default)
+   draws one input for the whole batch uniformly from {raw, A_m : m != n},
+   with the trainer's generator: Algorithm 1 applies
+   ``Randomly_choose_from`` to the batch ``input``, and the released code
+   draws once per batch. ``"sample"`` draws per *image* (the default before
+   this change, used by every GPU record); it mixes crops and raw images in
+   one BatchNorm batch.
 8. **Step losses.** Steps 1..N: CE of the trained expert's score; step N+1:
    ``sum_n CE(p_n^A) + CE(p_oval^A)``; step N+2: ``CE(p_oval)``, all in
    float32, as Algorithm 1 writes them. (The released code weighs the

@@ -23,7 +23,7 @@ class CMALOptions(MethodOptions):
     crop_pad: box padding as a fraction of the image side (note 5).
     classifier: two-layer (released code) or one linear layer (note 1).
     fusion: average logits or probabilities of the 2(N+1) scores (note 10).
-    mda_draw: one MDA input per image or per batch (note 7).
+    mda_draw: one MDA input per batch (Algorithm 1, released code) or per image (note 7).
     expert_stages: backbone maps read by the experts (1, 2, 3 = stages 3-5).
     second_order_dim: channels before bilinear / covariance pooling (note 12).
     mix_alpha: Beta parameter of the mixing baselines.
@@ -40,7 +40,7 @@ class CMALOptions(MethodOptions):
     crop_pad: float = 0.0
     classifier: Literal["mlp", "linear"] = "mlp"
     fusion: Literal["logits", "probs"] = "logits"
-    mda_draw: Literal["sample", "batch"] = "sample"
+    mda_draw: Literal["sample", "batch"] = "batch"
     expert_stages: tuple[int, ...] = (1, 2, 3)
     second_order_dim: int = 128
     mix_alpha: float = 1.0

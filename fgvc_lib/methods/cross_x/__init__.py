@@ -34,6 +34,8 @@ SPEC = MethodSpec(
     released_loop=ReleasedLoop(176.0, 2.0, "ResNet-50, 448 px, batch 32, H100"),
     tables_file=Path(__file__).with_name("tables.json"),
     # "per_branch" since commit cdb7100; records before 9934820 lack resolved_options.
-    legacy_defaults={"data_loss": "mixture"}, chapter="03_cross_x")
+    # merge_order was "eq5" before it became "fpn"; c3s_form did not exist ("eq4").
+    legacy_defaults={"data_loss": "mixture", "merge_order": "eq5", "c3s_form": "eq4"},
+    chapter="03_cross_x")
 
 __all__ = ["ABLATIONS", "CROSS_X_RECIPE", "CrossXOptions", "SPEC", "TABLE2"]

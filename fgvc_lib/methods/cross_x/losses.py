@@ -4,6 +4,7 @@ Cross-X (Luo et al., ICCV 2019):
 
 * :func:`c3s_similarity` -- the correlation matrix ``S`` of Eq. (3);
 * :func:`c3s_loss` -- the cross-category cross-semantic regulariser, Eq. (4);
+* :func:`c3s_loss_linear` -- the released code's linear form of it;
 * :func:`cross_layer_kl` -- the cross-layer regulariser, Eq. (6).
 
 All three compute in float32 whatever dtype they are given (they are meant
@@ -87,6 +88,24 @@ def c3s_loss(similarity: torch.Tensor) -> torch.Tensor:
                         "compute S with c3s_similarity(part_features)")
     s = similarity.float()
     return 0.5 * s.pow(2).sum() - 2.0 * torch.diagonal(s).pow(2).sum()
+
+
+def c3s_loss_linear(similarity: torch.Tensor) -> torch.Tensor:
+    """The released code's form of C3S: ``sum_p (1 - S_pp) + sum_{p<q} S_pq``.
+
+    The upper triangle of ``S`` (diagonal included) with the diagonal replaced by
+    ``1 - S_pp``, summed. It is linear in ``S``, so unlike Eq. (4) its gradient is not
+    zero at ``S = 0``: it pushes every ``S_pp`` up and every ``S_pq`` (``p != q``) down
+    with unit strength wherever ``S`` is. It is 0 at ``S_pp = 1``, ``S_pq = 0`` and lower
+    only where different excitations anti-correlate (``S_pq < 0``). Returns a float32
+    scalar.
+    """
+    if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1]:
+        raise FGVCError(f"C3S expects a square P x P matrix S, got {tuple(similarity.shape)}",
+                        "compute S with c3s_similarity(part_features)")
+    s = similarity.float()
+    upper = torch.triu(s, diagonal=1).sum()
+    return (1.0 - torch.diagonal(s)).sum() + upper
 
 
 def cross_layer_kl(target_logits: torch.Tensor, logits: torch.Tensor,

@@ -60,10 +60,14 @@ Choices the paper leaves open, and where the authors' released code differs:
    convolutions with ``groups=P``; Eq. (5) has no part index, the released
    code has one set per part), without bias (BN follows). ``K_1`` acts
    *before* the bilinear up-sampling (``align_corners=False``; the released
-   code up-samples with nearest neighbour). ``merge_order="eq5"`` (default)
-   applies ``K_2`` to ``U^{L-1}`` only, as Eq. (5) is written;
-   ``"fpn"`` applies it to the sum, as FPN and the released code do. No
-   ReLU after the BN (none in Eq. (5)).
+   code up-samples with nearest neighbour). ``merge_order="fpn"`` (default)
+   applies ``K_2`` to the sum, ``BN(K_2 * (U^{L-1}_p + Bilinear(K_1 * U^L_p)))``:
+   Sec. 3.3 calls ``K_2`` the anti-aliasing operation and puts BN after
+   "the anti-aliasing operation on the merged feature maps", and a 3x3 conv
+   can only smooth the up-sampling's aliasing if it sees the up-sampled
+   term, as in FPN and the released code. ``"eq5"`` applies ``K_2`` to
+   ``U^{L-1}`` only, as Eq. (5) is printed (the default before this change,
+   used by every GPU and CPU record). No ReLU after the BN (none in Eq. (5)).
 8. **Channel sizes.** With ``P = 2`` and ResNet-50 the pooled, concatenated
    features are 4096 (``U^L``), 2048 (``U^{L-1}``) and 2048 (``U^G``), as
    Sec. 4.2 states (checked by a test).
@@ -75,9 +79,14 @@ Choices the paper leaves open, and where the authors' released code differs:
     ``L-1`` classifier uses GMP.
 11. **What ``S_{p,q}`` is.** The mean over all ``N x N`` image pairs of
     ``f_{p,n} . f_{q,m}`` (see :mod:`fgvc_lib.methods.cross_x.losses`); the released code
-    also averages over all pairs. Eq. (4) is implemented as written (the
-    released code instead sums the upper triangle of ``S`` with the diagonal
-    replaced by ``1 - S_pp``).
+    also averages over all pairs. Eq. (4) is implemented as printed
+    (``c3s_form="eq4"``, default); ``c3s_form="linear"`` is the released
+    code's form, the upper triangle of ``S`` with the diagonal replaced by
+    ``1 - S_pp``, summed (:func:`~fgvc_lib.methods.cross_x.losses.c3s_loss_linear`),
+    whose gradient does not vanish at ``S = 0`` (note 21). A third reading,
+    ``1/2 (||S||_F^2 - 2 ||diag S||^2)`` (the 1/2 taken over the bracket),
+    weighs the diagonal equal to the off-diagonal; the printed spacing puts
+    the 1/2 on the first term only, which we follow.
 12. **Where C3S applies.** To every level whose part maps exist: ``L``
     always, ``L-1`` when ``mid`` or ``merged``, ``G`` when ``merged``, with
     weights ``lambda1``, ``lambda2``, ``lambda3`` (Eq. (10)). CL uses
@@ -155,7 +164,8 @@ import torch.nn.functional as F
 
 from fgvc_lib.errors import FGVCError
 from fgvc_lib.methods.cross_x.options import ABLATIONS, TABLE2, CrossXOptions
-from fgvc_lib.methods.cross_x.losses import c3s_loss, c3s_similarity, cross_layer_kl
+from fgvc_lib.methods.cross_x.losses import c3s_loss, c3s_loss_linear, c3s_similarity, \
+    cross_layer_kl
 from fgvc_lib.methods.cross_x.osme import OSME, is_resnet_block, part_activation_maps, \
     residual_block_parts
 from fgvc_lib.models.base import FGVCModel
@@ -178,7 +188,7 @@ class MergedPartMaps(nn.Module):
     """
 
     def __init__(self, top_channels: int, mid_channels: int, num_parts: int,
-                 order: str = "eq5") -> None:
+                 order: str = "fpn") -> None:
         super().__init__()
         self.order = order
         self.reduce = nn.Conv2d(num_parts * top_channels, num_parts * mid_channels, 1,
@@ -229,6 +239,7 @@ class CrossX(FGVCModel):
         self.lambdas = {TOP: o.lambda1, MID: o.lambda2, MERGED: o.lambda3}
         self.cl_weights = {MID: o.lambda1, MERGED: o.lambda2}  # Eq. (11)
         self.data_loss = o.data_loss
+        self.c3s_form = o.c3s_form
         self.cl_detach_target = o.cl_detach_target
         self.needs_mid_maps = mid or merged
 
@@ -350,7 +361,8 @@ class CrossX(FGVCModel):
         zero = out.logits.new_zeros((), dtype=torch.float32)
         c3s = zero
         if self.use_c3s:
-            c3s = sum(self.lambdas[level] * c3s_loss(s) for level, s in out.extras["S"].items())
+            form = c3s_loss if self.c3s_form == "eq4" else c3s_loss_linear
+            c3s = sum(self.lambdas[level] * form(s) for level, s in out.extras["S"].items())
         cl = zero
         if self.use_cl:
             cl = sum(self.cl_weights[level] * cross_layer_kl(

@@ -42,7 +42,8 @@ class CrossXOptions(MethodOptions):
     cl_detach_target: stop the gradient through the KL target Pr^L.
     osme_placement: OSME inside the residual block or on its output (note 2).
     excitation_reduction: OSME gate width = channels // this.
-    merge_order: where the anti-aliasing conv and BN sit in Eq. (5).
+    merge_order: where the anti-aliasing conv sits in Eq. (5) (note 7).
+    c3s_form: Eq. (4) as printed, or the released code's linear form (note 11).
     """
 
     method_title: ClassVar[str] = "cross_x"
@@ -60,7 +61,8 @@ class CrossXOptions(MethodOptions):
     cl_detach_target: bool = False
     osme_placement: Literal["auto", "residual", "output"] = "auto"
     excitation_reduction: int = 16
-    merge_order: Literal["eq5", "fpn"] = "eq5"
+    merge_order: Literal["eq5", "fpn"] = "fpn"
+    c3s_form: Literal["eq4", "linear"] = "eq4"
 
     @property
     def num_parts(self) -> int:
