@@ -56,6 +56,8 @@ BACKBONES: dict[str, BackboneInfo] = {
     "seresnet50": BackboneInfo("seresnet50", "SE-ResNet-50, reduction 16 in every block (Cross-X)"),
     "res2next50": BackboneInfo("res2next50", "Res2NeXt-50 (CMAL-Net Table 4)"),
     "tresnet_l": BackboneInfo("tresnet_l", "TResNet-L (CMAL-Net Table 4)"),
+    "inception_v3": BackboneInfo("inception_v3", "Inception-v3; stages Conv2d_4a, Mixed_5d, "
+                                 "Mixed_6e (768 channels), Mixed_7c (Coarse2Fine)"),
     "efficientnet_lite0": BackboneInfo("tf_efficientnet_lite0",
                                        "EfficientNet-Lite0 (real ImageNet weights offline); last "
                                        "stage through conv_head (1280 channels)",
