@@ -89,12 +89,42 @@ def test_config_passes_jupyter_book_validation_and_resolves():
     cli_config = {"external_toc_path": "book/_toc.yml", "latex_individualpages": False}
     sphinx_config, _ = get_final_config(user_yaml=BOOK / "_config.yml", cli_config=cli_config,
                                         sourcedir=REPO, raise_on_invalid=True)
-    assert {"nbclient_poll", "offline_js", "sphinxcontrib.bibtex"} <= set(sphinx_config["extensions"])
+    assert {"nbclient_poll", "offline_js", "book_buttons", "sphinxcontrib.bibtex"} <= set(
+        sphinx_config["extensions"])
+    # the book's CSS/JS (wide tables scroll, captions outside, code wraps) exist and load
+    for folder in sphinx_config["html_static_path"]:
+        for name in sphinx_config["html_css_files"] + sphinx_config["html_js_files"]:
+            assert (REPO / folder / name).is_file() or not (REPO / folder).is_dir(), name
+    assert any((REPO / folder / "book.css").is_file() for folder in sphinx_config["html_static_path"])
     # notebooks train for minutes in the smoke profile: the 30 s default would kill them
     assert sphinx_config["nb_execution_timeout"] >= 600
     assert sphinx_config["nb_execution_mode"] in {"force", "cache"}
     assert sphinx_config["nb_execution_raise_on_error"] is True
     assert sphinx_config["external_toc_exclude_missing"] is True  # only toc files become pages
+
+
+def test_launch_buttons_follow_the_one_repository_setting():
+    pytest.importorskip("jupyter_book", reason="the book extra (jupyter-book<2) is not installed")
+    from jupyter_book.config import get_final_config
+
+    buttons = _load_book_module("_ext/book_buttons.py")
+    config = yaml.safe_load((BOOK / "_config.yml").read_text())
+    assert set(config["repository"]) == {"url", "path_to_book", "branch"}
+    assert config["launch_buttons"]["colab_url"] and config["launch_buttons"]["binderhub_url"]
+    for url in ("", "https://github.com/someone/fgvc-book"):
+        config["repository"]["url"] = url
+        sphinx_config, _ = get_final_config(
+            user_yaml=config, cli_config={"external_toc_path": "book/_toc.yml",
+                                          "latex_individualpages": False}, sourcedir=REPO)
+        theme = buttons.launch_settings(sphinx_config["html_theme_options"])
+        assert theme.get("repository_url", "") == url  # not Jupyter Book's own default
+        assert theme.get("path_to_docs", "") == ""  # notebooks/<chapter>.ipynb from the root
+        launch = theme["launch_buttons"]
+        if url:
+            assert launch["colab_url"] == "https://colab.research.google.com"
+            assert launch["binderhub_url"] == "https://mybinder.org"
+        else:  # no repository: no launch links at all (the theme would fail on them)
+            assert not any(launch.get(key) for key in buttons.LAUNCH_KEYS)
 
 
 def test_config_paths_exist_and_big_folders_are_excluded():
