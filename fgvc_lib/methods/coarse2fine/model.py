@@ -185,6 +185,8 @@ class Coarse2Fine(FGVCModel):
             self.upsampler = (TransposedConvUpsampler(self.stride, o.upsampler_width)
                               if o.upsampler == "learned" else BilinearUpsampler(self.stride))
             self.fc_fine = nn.Linear(self.feature_dim, num_classes)
+            if not o.mask_grad and o.upsampler == "learned":
+                self.ddp_find_unused_parameters = True  # the up-sampler then gets no gradient
             self.register_buffer("centers_fine", torch.zeros_like(self.centers_coarse))
         self.register_buffer("upsampler_pretrained", torch.tensor(
             not (self.cascade and o.upsampler == "learned" and o.pretrain_pairs > 0

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Coarse2Fine on real photographs, on the CPU: Coarse2Fine with and without the orthogonal
+# initialisation of the attention weights, and the plain backbone (the baseline method) under
+# the same recipe, three seeds each. Data: the CUB subset (shared/data/cub100-227px, 100
+# species); EfficientNet-Lite0 with its ImageNet weights; the `transfer` profile (224 px).
+# Run from the repository root; writes under $1 (default: this folder). A finished run is
+# kept, an interrupted one resumes.
+#
+# Lite0 stage (fgvc_lib/methods/coarse2fine/model.py, note 4): the whole pretrained extractor
+# (conv_head + BN + ReLU6, 1280 channels, stride 32) feeds the attention conv and BAP: 7 x 7
+# attention maps at 224 px, up-sampled 32x by five transposed convolutions. The transfer
+# profile's Coarse2Fine options pre-train the up-sampler on 6,000 pairs (7 px) for 5 epochs.
+#
+# The recipe is the real-data recipe of results/cpu/real-recipe: when its sweep has
+# selected settings (sweep.txt), they are used here too; otherwise the transfer profile's.
+set -euo pipefail
+R=${1:-results/cpu/coarse2fine-cub100}
+CUB=${CUB:-$(realpath ../shared/data/cub100-227px)}
+FGVC=${FGVC:-.venv/bin/fgvc}
+EPOCHS=${EPOCHS:-3}
+SEEDS=${SEEDS:-"0 1 2"}
+COMMON="--dataset cub_list --data-root $CUB --profile transfer --workers 1 --device cpu --quiet"
+SWEEP=results/cpu/real-recipe/sweep.txt
+SELECTED=""
+if [ -f "$SWEEP" ] && grep -q "selected on validation" "$SWEEP"; then
+  SELECTED=$(grep "selected on validation" "$SWEEP" | cut -d: -f1 | tr ',' '\n' \
+             | sed -E 's/^([a-z_]+)=(.*)$/--\1 \2/; s/_/-/g' | tr '\n' ' ')
+fi
+echo "selected on validation: ${SELECTED:-none recorded, transfer profile defaults}"
+run() {
+  local out=$1; shift
+  if grep -qs '"status": "finished"' "$R/$out/results.json"; then return; fi
+  if [ -f "$R/$out/checkpoint.pt" ]; then set -- "$@" --resume; fi
+  $FGVC train $COMMON --epochs "$EPOCHS" $SELECTED "$@" --out "$R/$out"
+}
+for seed in $SEEDS; do
+  run "baseline-seed$seed" --method baseline --seed "$seed"
+  run "c2f-ortho-seed$seed" --method coarse2fine --opt orthogonal_init=true --seed "$seed"
+  run "c2f-plaininit-seed$seed" --method coarse2fine --opt orthogonal_init=false --seed "$seed"
+done
+.venv/bin/fgvc results "$R"
