@@ -32,8 +32,10 @@ values each control may take::
 * **Keep the grid small**: every frame is stored in the page (a few tens of kB
   each). ``max_frames`` (default 48) guards against an accidental product of
   long lists; 6 images x 3 layers is 18 frames.
-* Controls: a list of numbers becomes a slider (``SelectionSlider``), a list
-  of up to four strings toggle buttons, a longer list a dropdown. Give
+* Controls: ``range(n)`` (e.g. image indices) becomes a slider (``IntSlider``),
+  any other list of up to four values toggle buttons, a longer list a dropdown.
+  (A ``SelectionSlider`` linked to a ``Stack`` of ``Stack``s failed to render in
+  the offline widget manager, html-manager 1.0.15; these three work.) Give
   ``labels={"image": "test image"}`` to rename a control.
 * All pictures of one explorer should have the same size (draw them with the
   same ``figsize``), or the page jumps while the slider moves.
@@ -82,9 +84,9 @@ def _control(name: str, values: Sequence[Any], label: str):
     import ipywidgets as widgets
 
     options = [(str(value), i) for i, value in enumerate(values)]
-    if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
-        control = widgets.SelectionSlider(options=options, value=0, description=label,
-                                          continuous_update=True)
+    if list(values) == list(range(len(values))) and len(values) > 1:
+        # 0, 1, ..., n-1 (image indices): a slider whose value is the index itself
+        control = widgets.IntSlider(value=0, min=0, max=len(values) - 1, description=label)
     elif len(values) <= 4:
         control = widgets.ToggleButtons(options=options, value=0, description=label)
     else:
@@ -141,7 +143,9 @@ def frame_explorer(render: Callable[..., Any], controls: Mapping[str, Iterable[A
         children = [build(level + 1, (*prefix, i)) for i in range(len(values[names[level]]))]
         stack = widgets.Stack(children=children, selected_index=0)
         # in the browser, with no kernel: the control's index picks the stack's child
-        widgets.jslink((widgets_by_name[names[level]], "index"), (stack, "selected_index"))
+        control = widgets_by_name[names[level]]
+        trait = "value" if isinstance(control, widgets.IntSlider) else "index"
+        widgets.jslink((control, trait), (stack, "selected_index"))
         return stack
 
     parts: list[Any] = [widgets.HBox(list(widgets_by_name.values())), build(0, ())]

@@ -25,24 +25,27 @@ def _pixel(png: bytes) -> tuple[int, ...]:
     return Image.open(io.BytesIO(png)).convert("RGB").getpixel((2, 2))
 
 
-def _links_between(source, target):
+def _links_between(source, target, trait="index"):
     from ipywidgets.widgets.widget import _instances
     from ipywidgets.widgets.widget_link import Link
 
     return [w for w in _instances.values() if isinstance(w, Link)
-            and w.source == (source, "index") and w.target == (target, "selected_index")]
+            and w.source == (source, trait) and w.target == (target, "selected_index")]
 
 
 def test_every_combination_is_a_frame_and_each_control_drives_its_stack_level():
     from fgvc_lib.reports.widgets import frame_explorer
 
-    box = frame_explorer(_render, {"a": [0, 1, 2], "b": ["x", "y"]}, caption="c", labels={"a": "A"})
+    box = frame_explorer(_render, {"a": range(3), "b": ["x", "y"]}, caption="c", labels={"a": "A"})
     controls, outer, caption = box.children
     control_a, control_b = controls.children
-    assert isinstance(control_a, widgets.SelectionSlider) and control_a.description == "A"
+    # range(n) -> IntSlider linked by its value (a SelectionSlider driving nested Stacks did
+    # not render in the offline widget manager); other lists -> buttons linked by index
+    assert isinstance(control_a, widgets.IntSlider) and control_a.description == "A"
+    assert (control_a.min, control_a.max) == (0, 2)
     assert isinstance(control_b, widgets.ToggleButtons) and caption.value.count("c") >= 1
     assert isinstance(outer, widgets.Stack) and len(outer.children) == 3
-    assert len(_links_between(control_a, outer)) == 1
+    assert len(_links_between(control_a, outer, "value")) == 1
     for i, inner in enumerate(outer.children):
         assert isinstance(inner, widgets.Stack) and len(inner.children) == 2
         assert len(_links_between(control_b, inner)) == 1
@@ -72,6 +75,8 @@ def test_figures_are_rendered_and_frame_count_is_guarded():
         frame_explorer(_render, {"a": []})
     many = frame_explorer(_render, {"b": ["x", "y", "x", "y", "x"]})
     assert isinstance(many.children[0].children[0], widgets.Dropdown)
+    numbers = frame_explorer(lambda a: _render(a % 5), {"a": [0, 5, 10]})
+    assert isinstance(numbers.children[0].children[0], widgets.ToggleButtons)
 
 
 def test_progress_bars_off_keeps_a_silent_iterator(monkeypatch):
