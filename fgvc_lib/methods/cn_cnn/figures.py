@@ -1,0 +1,265 @@
+"""The CN-CNN chapter's figures and analysis helpers.
+
+* :func:`draw_diagram` -- the method as a block diagram (Figs. 1-2 of the paper redrawn);
+* :func:`module_table` -- every tensor of one forward with its shape and the module that
+  makes it (Figs. 1-2 as a table; at 448 px on a meta-device model it costs nothing);
+* :func:`plot_level_maps` -- LH-pathway outputs per level, high to low (Fig. 3);
+* :func:`map_share_in_boxes`, :func:`level_part_shares` -- how much of each level's map
+  lies inside the part boxes of the synthetic birds, beside the boxes' share of the image;
+* :func:`head_cams` -- Grad-CAM of each head and of the combined prediction.
+
+No function here selects a matplotlib backend or registers a pyplot figure.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from fgvc_lib.attention.gradcam import compute_cam
+from fgvc_lib.attention.metrics import box_masks, energy_in_boxes
+from fgvc_lib.attention.report import box_batches
+from fgvc_lib.data.transforms import DeviceNormalize
+from fgvc_lib.methods.cn_cnn.model import STAGE_INDICES
+from fgvc_lib.methods.cn_cnn.pathways import LEVELS
+
+#: Heads and the combined prediction, as the chapter names them.
+HEADS = ("S3", "S4", "S5", "final")
+
+
+# -- the diagram ------------------------------------------------------------------------
+def draw_diagram(fontsize: float = 9.5) -> Figure:
+    """CN-CNN as a block diagram: backbone levels, alignment, the ConvLSTM run high to low
+    (HL), the attention run low to high (LH), three classifiers and their mean."""
+    fig = Figure(figsize=(11.5, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xlim(0, 11.6)
+    ax.set_ylim(-0.2, 4.4)
+    ax.axis("off")
+    ys = {"S3": 0.6, "S4": 1.9, "S5": 3.2}
+    colours = {"backbone": "#d9d9d9", "align": "#c6dbef", "hl": "#fdd0a2", "resize": "#e5f5e0",
+               "lh": "#dadaeb", "cls": "#fee391", "out": "#fcbba1"}
+
+    def box(x, y, w, text, kind, h=0.8):
+        ax.add_patch(FancyBboxPatch((x, y - h / 2), w, h, boxstyle="round,pad=0.03",
+                                    facecolor=colours[kind], edgecolor="0.3"))
+        ax.text(x + w / 2, y, text, ha="center", va="center", fontsize=fontsize)
+        return x, x + w
+
+    def arrow(x0, y0, x1, y1, colour="0.25", style="-|>", ls="-"):
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle=style, mutation_scale=12,
+                                     color=colour, linewidth=1.3, linestyle=ls))
+
+    strides = {"S3": 8, "S4": 16, "S5": 32}
+    for level, y in ys.items():
+        _, b1 = box(0.1, y, 1.3, f"{level}\nstride {strides[level]}", "backbone")
+        a0, a1 = box(1.8, y, 1.5, "1x1 conv\n+ up-sample", "align")
+        h0, h1 = box(3.8, y, 1.4, "ConvLSTM\nstep", "hl")
+        r0, r1 = box(5.7, y, 1.3, "resize to\nown size", "resize")
+        l0, l1 = box(7.4, y, 1.5, "SA x CA\nmask x F", "lh")
+        c0, c1 = box(9.3, y, 1.2, "GAP\nFC, FC", "cls")
+        for xa, xb in ((b1, a0), (a1, h0), (h1, r0), (r1, l0), (l1, c0)):
+            arrow(xa, y, xb, y)
+        arrow(c1, y, 10.75, 1.9 + (y - 1.9) * 0.25)
+    box(10.75, 1.9, 0.8, "mean\nsoft-\nmax", "out", h=1.5)
+    # HL: the state goes down, S5 -> S4 -> S3.
+    for hi, lo in (("S5", "S4"), ("S4", "S3")):
+        arrow(4.5, ys[hi] - 0.42, 4.5, ys[lo] + 0.42, colour="#d94801")
+    # LH: channel information goes up, S3 -> S4 -> S5.
+    for lo, hi in (("S3", "S4"), ("S4", "S5")):
+        arrow(8.15, ys[lo] + 0.42, 8.15, ys[hi] - 0.42, colour="#54278f")
+    # The backbone itself: S3 -> S4 -> S5.
+    for lo, hi in (("S3", "S4"), ("S4", "S5")):
+        arrow(0.75, ys[lo] + 0.42, 0.75, ys[hi] - 0.42)
+    ax.text(4.5, 4.05, "HL pathway: (h, c) handed\nhigh -> low", ha="center", fontsize=fontsize,
+            color="#d94801")
+    ax.text(8.15, 4.05, "LH pathway: channel info\nhanded low -> high", ha="center",
+            fontsize=fontsize, color="#54278f")
+    ax.text(0.75, 4.05, "backbone", ha="center", fontsize=fontsize)
+    ax.text(2.55, 4.05, "alignment\n(one size, one width)", ha="center", fontsize=fontsize)
+    return fig
+
+
+# -- tensors and shapes -----------------------------------------------------------------
+def _shape(t: torch.Tensor) -> str:
+    return " x ".join(str(s) for s in t.shape[1:])
+
+
+def _params(*modules: Any) -> float:
+    return sum(p.numel() for m in modules if m is not None for p in m.parameters()) / 1e6
+
+
+def module_table(model: torch.nn.Module, image_size: int = 448):
+    """One row per tensor of a forward of one ``image_size`` image: its name, shape
+    (without the batch axis), the module that makes it and that module's parameters (M).
+
+    The model may live on the ``meta`` device: shapes then come without any arithmetic.
+    """
+    import pandas as pd
+
+    device = next(model.parameters()).device
+    x = torch.zeros(1, 3, image_size, image_size, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            stages = model.backbone(x)
+            levels = [stages[i] for i in STAGE_INDICES]
+            ex = model.pathways(levels)
+            heads = {lv: model.classifiers[lv](ex["lh"][lv]) for lv in LEVELS}
+    finally:
+        model.train(was_training)
+    bb = model.backbone
+    rows = [("input", _shape(x), "", 0.0)]
+    for k, (lv, s) in enumerate(zip(LEVELS, levels)):
+        stage = bb.stage_names[STAGE_INDICES[k]]
+        rows.append((lv, _shape(s), f"backbone.{stage}", _params(bb.stage_module(STAGE_INDICES[k]))))
+    for k, lv in enumerate(LEVELS):
+        rows.append((f"A_{lv} (aligned)", _shape(ex["aligned"][lv]),
+                     f"align.proj[{k}] + bilinear", _params(model.align.proj[k])))
+    step_of = {"S5": 1, "S4": 2, "S3": 3}
+    hl_module = {"convlstm": "ConvLSTM step {t}", "add": "running sum, step {t}",
+                 "none": "identity"}[model.hl.mode]
+    for lv in reversed(LEVELS):
+        rows.append((f"H_{lv} (HL output)", _shape(ex["hl"][lv]), hl_module.format(t=step_of[lv]),
+                     _params(model.hl.cell) if lv == "S5" else 0.0))
+    for lv in LEVELS:
+        rows.append((f"F_{lv} (own size)", _shape(ex["features"][lv]), "area average", 0.0))
+    if model.lh is not None:
+        for k, lv in enumerate(LEVELS):
+            rows.append((f"M^s_{lv} (spatial mask)", _shape(ex["spatial_masks"][lv]),
+                         f"lh.spatial[{k}] + sigmoid", _params(model.lh.spatial[k])))
+            rows.append((f"M^c_{lv} (channel mask)", _shape(ex["channel_masks"][lv]),
+                         f"lh.fc1[{k}], lh.fc2[{k}] + sigmoid",
+                         _params(model.lh.fc1[k], model.lh.fc2[k])))
+    for lv in LEVELS:
+        rows.append((f"O_{lv} (LH output)", _shape(ex["lh"][lv]),
+                     "mask x F" if model.lh is not None else "F (lh=off)", 0.0))
+    for lv in LEVELS:
+        rows.append((f"z_{lv} (logits)", _shape(heads[lv]), f"classifiers.{lv}",
+                     _params(model.classifiers[lv])))
+    rows.append(("prediction", _shape(heads["S3"]), "mean of the softmaxes", 0.0))
+    df = pd.DataFrame(rows, columns=["tensor", "shape", "module", "params (M)"])
+    df.attrs["caption"] = (f"{type(model).__name__} on {bb.name}, one {image_size}-px image "
+                           f"(hl={model.hl.mode}); the ConvLSTM's parameters are listed once, "
+                           "at its first step.")
+    return df
+
+
+# -- maps per level (Fig. 3) --------------------------------------------------------------
+def level_maps(model: torch.nn.Module, images: torch.Tensor, kind: str = "LH"
+               ) -> dict[str, np.ndarray]:
+    """``{level: (B, h, w)}``: each level's map at its own size (``kind="LH"``: channel
+    L2 norm of the LH output; ``"SA"``: the spatial mask), high level first."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(images)
+    finally:
+        model.train(was_training)
+    return {lv: out.attention[f"{kind}/{lv}"].cpu().numpy() for lv in reversed(LEVELS)}
+
+
+def plot_level_maps(images: torch.Tensor, maps: dict[str, np.ndarray],
+                    titles: Sequence[str] | None = None, cmap: str = "magma",
+                    cell: float = 1.9, label: str = "LH output, channel norm") -> Figure:
+    """Rows: images; columns: the image, then one map per level (as given, high to low),
+    each min-max normalised per image, shown at its own resolution; one colorbar."""
+    pics = images.detach().cpu()
+    if pics.dtype == torch.uint8:
+        pics = pics.float() / 255
+    n, cols = len(pics), 1 + len(maps)
+    fig = Figure(figsize=(cell * cols + 0.8, cell * n), layout="constrained")
+    axes = fig.subplots(n, cols, squeeze=False)
+    mappable = None
+    for i in range(n):
+        axes[i, 0].imshow(pics[i].permute(1, 2, 0).clamp(0, 1).numpy())
+        if titles is not None:
+            axes[i, 0].set_ylabel(titles[i], fontsize=9)
+        for j, (level, stack) in enumerate(maps.items(), start=1):
+            m = stack[i].astype(np.float64)
+            m = (m - m.min()) / (m.max() - m.min()) if m.max() > m.min() else np.zeros_like(m)
+            mappable = axes[i, j].imshow(m, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            if i == 0:
+                axes[i, j].set_title(f"{level} ({m.shape[0]}x{m.shape[1]})", fontsize=10)
+        if i == 0:
+            axes[i, 0].set_title("input", fontsize=10)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if mappable is not None:
+        fig.colorbar(mappable, ax=axes, shrink=0.8, label=f"{label} (min-max per image)")
+    return fig
+
+
+def map_share_in_boxes(maps: torch.Tensor, boxes: torch.Tensor, image_size: int
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For non-negative maps ``(B, h, w)`` over ``image_size``-px images: the share of each
+    map's mass inside the union of its boxes ``(B, P, 4)`` (input pixels), and the share of
+    the image those boxes cover (what a uniform map would score). Each map cell is spread
+    evenly over the pixels it covers (nearest-neighbour up-sampling)."""
+    maps = torch.as_tensor(maps).float()
+    up = F.interpolate(maps[:, None], size=(image_size, image_size), mode="nearest")[:, 0]
+    share = energy_in_boxes(up, boxes)
+    area = box_masks(boxes, (image_size, image_size), maps.shape[0]).float().flatten(1).mean(1)
+    return share, area
+
+
+def level_part_shares(model: torch.nn.Module, dataset, image_size: int,
+                      normalizer: DeviceNormalize | None = None, max_images: int | None = None,
+                      batch_size: int = 32):
+    """Mean over the test images, per level (high to low): the share of the LH output's
+    channel norm and of the spatial mask inside the part boxes, beside the boxes' share
+    of the image (the value of a uniform map)."""
+    import pandas as pd
+
+    device = next(model.parameters()).device
+    normalizer = (normalizer or DeviceNormalize()).to(device)
+    sums: dict[tuple[str, str], float] = {}
+    count = 0
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in box_batches(dataset, image_size, batch_size, max_images):
+            if "part_boxes" not in batch:
+                raise ValueError("level_part_shares needs part boxes (the synthetic data)")
+            with torch.no_grad():
+                out = model(normalizer(batch["images"].to(device)))
+            boxes = batch["part_boxes"]
+            for level in reversed(LEVELS):
+                for kind in ("LH", "SA"):
+                    name = f"{kind}/{level}"
+                    if name in out.attention:
+                        share, area = map_share_in_boxes(out.attention[name].cpu(), boxes,
+                                                         image_size)
+                        key = (level, f"{kind} map in parts (%)")
+                        sums[key] = sums.get(key, 0.0) + share.sum().item()
+                key = (level, "parts' area (%)")
+                sums[key] = sums.get(key, 0.0) + area.sum().item()
+            count += len(boxes)
+    finally:
+        model.train(was_training)
+    table: dict[str, dict[str, float]] = {}
+    for (level, column), total in sums.items():
+        table.setdefault(level, {})[column] = 100 * total / count
+    return pd.DataFrame(table).T
+
+
+# -- Grad-CAM per head ----------------------------------------------------------------------
+def head_cams(model: torch.nn.Module, images: torch.Tensor, method: str = "gradcam",
+              layer: str = "stage3") -> dict[str, np.ndarray]:
+    """``{head: (B, H, W)}`` in [0, 1]: ``method`` for each head's predicted class, all on
+    one layer (default the backbone's S3, stride 8, which every head depends on), so
+    that the heads' maps can be compared pixel for pixel."""
+    return {head: compute_cam(model, images, method=method, layer=layer,
+                              head=None if head == "final" else head)
+            for head in HEADS}
+
+
+__all__ = ["HEADS", "draw_diagram", "head_cams", "level_maps", "level_part_shares",
+           "map_share_in_boxes", "module_table", "plot_level_maps"]
