@@ -141,3 +141,37 @@ def test_throughput_targets_are_met_only_when_measured_as_specified():
     assert check.loc["per-pass ratio to plain ResNet-50", "met"] == "not shown (eager reference)"
     fast["raw"]["reference_compiled"] = True
     assert throughput_check(fast).loc["per-pass ratio to plain ResNet-50", "met"] == "yes"
+
+
+def test_method_diagram_has_the_experts_and_readable_type():
+    from fgvc_lib.methods.cmal.figures import method_diagram
+
+    fig = method_diagram()
+    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+             if t.get_text().strip()]
+    words = " ".join(t.get_text() for t in texts)
+    for part in ("stage 5", "$p_1$", "$p_3$", "$p_{oval}$", "MDA", "optimiser steps"):
+        assert part in words
+    assert min(t.get_fontsize() for t in texts) >= 9
+
+
+def test_head_breakdown_counts_steps_and_lists_every_head():
+    from fgvc_lib.methods.cmal.figures import head_breakdown
+
+    def record(method, heads, batch):
+        return {"status": "finished", "method": method,
+                "config": {"method": method, "image_size": 64, "epochs": 2, "batch_size": batch,
+                           "dataset": "synthetic", "profile": "smoke", "backbone": "resnet18"},
+                "dataset": {"train_size": 40},
+                "history": [{"epoch": e, "optimizer_steps_per_batch": 5 if method == "cmal" else 1}
+                            for e in (1, 2)],
+                "metrics": {"test": {h: {"top1": v} for h, v in heads.items()}},
+                "provenance": {"device": {"name": "cpu"}}}
+    cmal = record("cmal", {"final": 80.0, "p1": 50.0, "p2": 60.0, "p3": 70.0, "p_oval": 75.0,
+                           "fusion": 80.0}, 8)
+    base = record("baseline", {"final": 65.0, "fc": 65.0}, 8)
+    df = head_breakdown({"cmal": cmal, "baseline": base})
+    # 40 images / batch 8 = 5 batches; x 5 steps per batch x 2 epochs for CMAL-Net
+    assert df.loc["cmal", "steps"] == "50" and df.loc["baseline", "steps"] == "10"
+    assert df.loc["cmal", "p3"] == 70.0 and df.loc["baseline", "p3"] == "-"
+    assert df.loc["baseline", "final"] == 65.0

@@ -137,3 +137,44 @@ def test_cost_breakdown_counts_the_merged_3x3_conv(model):
     assert table.loc["merge.antialias", f"GMACs @ {SIZE}px"] * 1e9 == pytest.approx(k2_macs)
     assert components["MAC share (%)"].sum() == pytest.approx(100.0)
     assert not model.training
+
+
+def _texts(fig):
+    return [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+            if t.get_text().strip()]
+
+
+def test_method_diagram_names_every_part_in_readable_type():
+    from fgvc_lib.methods.cross_x.figures import method_diagram
+
+    fig = method_diagram()
+    words = " ".join(t.get_text() for t in _texts(fig))
+    for part in ("OSME", "Eq. (5)", "C$^3$S", "KL", "Eq. (7)"):
+        assert part in words
+    assert min(t.get_fontsize() for t in _texts(fig)) >= 9
+
+
+def test_combined_maps_average_the_normalised_levels():
+    from fgvc_lib.methods.cross_x.figures import combined_maps
+
+    ramp = torch.arange(4.0).view(1, 2, 2)
+    maps = {"L-1/p1": ramp, "L/p1": 10 * ramp, "G/p1": -ramp}   # the last one reversed
+    out = combined_maps(maps, (2, 2))["combined/p1"]
+    # (r + r + (1 - r)) / 3 with r the normalised ramp, then min-max again: r itself.
+    r = ramp / 3
+    torch.testing.assert_close(out, r)
+
+
+def test_map_grid_keeps_at_most_four_panels_per_row_and_a_colorbar():
+    from fgvc_lib.methods.cross_x.figures import map_grid
+
+    maps = {f"{lv}/p{k}": torch.rand(2, 4, 4) for lv in ("L-1", "L", "G") for k in (1, 2)}
+    layout = [[f"{lv}/p{k}" for lv in ("L-1", "L", "G")] for k in (1, 2)]
+    fig = map_grid(torch.zeros(2, 3, 16, 16, dtype=torch.uint8), maps, layout=layout)
+    grid_axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(grid_axes) == 2 * 2 * 4                # 2 images x 2 rows x (image + 3 maps)
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+    assert all(im.get_cmap().name == "viridis" for ax in grid_axes for im in ax.get_images()[1:])
+    assert min(t.get_fontsize() for t in _texts(fig)) >= 9
+    with pytest.raises(FGVCError, match="layout"):
+        map_grid(torch.zeros(1, 3, 8, 8), maps, layout=[["nope"]])

@@ -244,3 +244,107 @@ __all__ = [
     "ATTENTION_COLUMNS", "TABLE9_ROWS", "attention_vs_paper", "inference_cost_table",
     "regions_at_threshold", "show_attention_regions",
 ]
+
+
+# ---------------------------------------------------------------- the method, drawn
+
+def _box(ax, xy, w, h, text, color, fontsize=10, **kw):
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch(xy, w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                facecolor=color, edgecolor="0.25", linewidth=1.0, **kw))
+    ax.text(xy[0] + w / 2, xy[1] + h / 2, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(ax, start, end, color="0.2", style="-|>", ls="-", lw=1.2, rad=0.0):
+    from matplotlib.patches import FancyArrowPatch
+
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=11, color=color,
+                                 linestyle=ls, linewidth=lw,
+                                 connectionstyle=f"arc3,rad={rad}"))
+
+
+def method_diagram(num_experts: int = 3) -> Figure:
+    """CMAL-Net as a diagram: a five-stage backbone, experts on stages 3-5 (head of
+    Eqs. (1)-(3), classifier p_n, CAM -> box -> crop A_n), the concatenation p_oval,
+    and the N+2 optimiser steps of Algorithm 1 (the order in which the parts learn).
+    Drawn with matplotlib patches only; fonts >= 9 pt at a 7-inch width."""
+    if num_experts != 3:
+        raise FGVCError("method_diagram draws the paper's three experts", "use num_experts=3")
+    fig = Figure(figsize=(7.2, 4.6))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, 14.4)
+    ax.set_ylim(0, 9.2)
+    ax.axis("off")
+    stage_colors = ["#dfe7f2"] * 2 + ["#c6dbef", "#9ecae1", "#6baed6"]
+    expert_colors = ["#fdd0a2", "#fdae6b", "#fd8d3c"]
+    # input and the five stages
+    _box(ax, (0.2, 7.2), 1.4, 1.2, "input\nimage", "#eeeeee")
+    xs = [2.0 + 1.75 * i for i in range(5)]
+    for i, x in enumerate(xs):
+        _box(ax, (x, 7.2), 1.5, 1.2, f"stage {i + 1}", stage_colors[i])
+        _arrow(ax, ((xs[i - 1] + 1.5) if i else 1.6, 7.8), (x, 7.8))
+    # experts on stages 3, 4, 5
+    heads_y, clf_y, cam_y = 5.4, 3.85, 2.3
+    for n in range(3):
+        x = xs[2 + n]
+        _arrow(ax, (x + 0.75, 7.2), (x + 0.75, heads_y + 1.1))
+        _box(ax, (x, heads_y), 1.5, 1.1, f"$F_{n + 1}$\nconv, BN,\nELU, GMP", expert_colors[n],
+             fontsize=9)
+        _arrow(ax, (x + 1.0, heads_y), (x + 1.0, clf_y + 0.9))
+        _box(ax, (x + 0.55, clf_y), 0.9, 0.9, f"$p_{n + 1}$", expert_colors[n])
+        _arrow(ax, (x + 0.3, heads_y), (x + 0.3, cam_y + 0.9), ls="--", color="tab:red")
+        _box(ax, (x, cam_y), 1.5, 0.9, f"CAM, box\n$\\mathcal{{A}}_{n + 1}$", "#fee0d2",
+             fontsize=9)
+    # concatenation
+    _box(ax, (xs[4] + 1.9, clf_y), 1.6, 0.9, "$p_{oval}$", "#fdbe85")
+    _arrow(ax, (xs[4] + 1.5, heads_y + 0.55), (xs[4] + 2.7, clf_y + 0.9), rad=-0.2)
+    ax.text(xs[4] + 2.7, heads_y + 0.75, "concat\n$v_1, v_2, v_3$", ha="center", fontsize=9)
+    _box(ax, (xs[4] + 1.9, cam_y), 1.6, 0.9, "mean map\n$\\mathcal{A}_{oval}$", "#fcbba1", fontsize=9)
+    _arrow(ax, (xs[4] + 1.5, cam_y + 0.45), (xs[4] + 1.9, cam_y + 0.45), color="tab:red")
+    # crops go back to the input
+    ax.annotate("", xy=(0.9, 7.2), xytext=(xs[2], cam_y + 0.45),
+                arrowprops=dict(arrowstyle="-|>", color="tab:red", linestyle="--",
+                                connectionstyle="angle,angleA=180,angleB=-90,rad=8", lw=1.2))
+    ax.text(0.25, 3.9, "crops, resized:\ninputs of the\nother experts\n(MDA)", fontsize=9,
+            color="tab:red", ha="left")
+    # the steps
+    steps = ("Each batch makes $N+2 = 5$ optimiser steps.  1: $p_3$ on the raw image (its forward gives "
+             "every CAM).\n2: $p_2$ on one of raw, $\\mathcal{A}_1$, $\\mathcal{A}_3$.   "
+             "3: $p_1$ on one of raw, $\\mathcal{A}_2$, $\\mathcal{A}_3$.\n"
+             "4: $p_1, p_2, p_3$ and $p_{oval}$ on $\\mathcal{A}_{oval}$.   5: $p_{oval}$ on the raw image.")
+    ax.text(0.2, 0.7, steps, fontsize=9, ha="left", va="center", linespacing=1.5)
+    return fig
+
+
+# ---------------------------------------------------------------- per-head breakdown
+
+#: Columns of :func:`head_breakdown`: the scores of one CMAL-Net evaluation.
+BREAKDOWN_HEADS = ("p1", "p2", "p3", "p_oval", "fusion")
+
+
+def head_breakdown(records: Mapping[str, Any], probe: Any | None = None):
+    """One row per run: input size, epochs, batch, optimiser steps (counted by
+    :func:`fgvc_lib.reports.protocol.optimizer_steps`), the final prediction and every
+    CMAL-Net head (``-`` where a run has no such head, e.g. a plain baseline). A linear
+    probe record (frozen features) becomes the first row. Test top-1 in %."""
+    import pandas as pd
+
+    from fgvc_lib.reports.protocol import optimizer_steps
+    from fgvc_lib.reports.records import as_record
+
+    rows = {}
+    if probe is not None:
+        p = as_record(probe)
+        rows["linear probe (frozen features)"] = {
+            "px": str(p.config.image_size), "epochs": "-", "batch": "-", "steps": "-",
+            "final": p.metric(), **{h: "-" for h in BREAKDOWN_HEADS}}
+    for label, rec in records.items():
+        r = as_record(rec)
+        heads = r.head_metrics()
+        rows[label] = {"px": str(r.config.image_size), "epochs": str(r.config.epochs),
+                       "batch": str(r.config.batch_size), "steps": f"{int(optimizer_steps(r)):,}",
+                       "final": r.metric(),
+                       **{h: heads.get(h, "-") for h in BREAKDOWN_HEADS}}
+    df = pd.DataFrame(rows).T
+    return df.rename_axis("run (test top-1 %)")

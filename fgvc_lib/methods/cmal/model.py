@@ -116,12 +116,13 @@ Where the paper leaves a choice open, this implementation decides as follows.
     n's loss in its own step), ``loss_{N+1}`` (``CE(p_oval^A)`` in step N+1)
     and ``loss_{N+2}`` (``CE(p_oval)`` on the raw input), the five curves of
     Fig. 3 for N = 3, plus ``loss``: the sum of the N+2 optimised objectives.
-15. **Cost (measured, ResNet-50, C_v = 1024, K = 100, 448 px).** 42.9M
-    parameters (Table 9: 43M); 37.4 GMACs on the raw image and 74.6 GMACs
-    with the A_oval pass (``FlopCounterMode``; Table 9: 37.4G / 74.8G). On one
-    H100, bf16 + channels_last, eager: about 100 training images/s at batch
-    16 (five forward/backward passes per batch) and about 1,000 images/s of
-    evaluation (two passes).
+15. **Cost (ResNet-50, C_v = 1024, 448 px).** 42.9M parameters for K = 100
+    (Table 9: 43M), 43.1M for K = 200; 37.5 GMACs on the raw image and 74.7
+    GMACs with the A_oval pass (``FlopCounterMode``; Table 9: 37.4G / 74.8G).
+    The benchmark record ``results/gpu/bench/cmal_r50_b16.json`` (one H100,
+    K = 200, bf16 + channels_last, eager) measured 124 training images/s at
+    batch 16 (five forward/backward passes per batch) and 977 images/s of
+    evaluation (two passes per image).
 """
 from __future__ import annotations
 

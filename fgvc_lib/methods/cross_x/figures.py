@@ -372,3 +372,165 @@ def excitation_report(model: nn.Module, dataset, image_size: int, normalizer: nn
         rows[f"{level}/chance"] = chance_slot_shares(raw_shapes[level], all_boxes, image_size)
     pointing = pd.DataFrame(rows, index=[*names, NONE_SLOT]).T.rename_axis("map (% of images)")
     return overlap, pointing
+
+
+# ---------------------------------------------------------------- the method, drawn
+
+def _box(ax, xy, w, h, text, color, fontsize=10):
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch(xy, w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                facecolor=color, edgecolor="0.25", linewidth=1.0))
+    ax.text(xy[0] + w / 2, xy[1] + h / 2, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(ax, start, end, color="0.2", ls="-", rad=0.0, lw=1.2):
+    from matplotlib.patches import FancyArrowPatch
+
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=11, color=color,
+                                 linestyle=ls, linewidth=lw, connectionstyle=f"arc3,rad={rad}"))
+
+
+def method_diagram():
+    """Cross-X as a diagram: OSME (P = 2 gates) in the last block of stages L-1 and L,
+    the merged maps U^G of Eq. (5), one classifier per level, C3S on each level's part
+    features, the KL terms of CL from Pr^L to Pr^{L-1} and Pr^G, and Eq. (7)'s sum.
+    Matplotlib patches only; fonts >= 9 pt at a 7-inch width."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.2, 4.4))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, 14.4)
+    ax.set_ylim(0, 8.8)
+    ax.axis("off")
+    blue, red, orange, grey = "#c6dbef", "#fcbba1", "#fdd0a2", "#eeeeee"
+    y0 = 7.2
+    _box(ax, (0.2, y0), 1.3, 1.1, "input", grey)
+    _box(ax, (1.9, y0), 1.9, 1.1, "stages\n1 .. L-2", "#e5e5e5")
+    _box(ax, (4.2, y0), 2.2, 1.1, "stage L-1\n+ OSME", blue)
+    _box(ax, (6.8, y0), 2.2, 1.1, "stage L\n+ OSME", red)
+    for a, b in ((1.5, 1.9), (3.8, 4.2), (6.4, 6.8)):
+        _arrow(ax, (a, y0 + 0.55), (b, y0 + 0.55))
+    # OSME part maps
+    _box(ax, (4.2, 5.2), 2.2, 0.9, "$U^{L-1}_1,\\ U^{L-1}_2$\nstride 16", blue, fontsize=9)
+    _box(ax, (6.8, 5.2), 2.2, 0.9, "$U^{L}_1,\\ U^{L}_2$\nstride 32", red, fontsize=9)
+    _arrow(ax, (5.3, y0), (5.3, 6.1))
+    _arrow(ax, (7.9, y0), (7.9, 6.1))
+    ax.text(6.6, 6.45, "$m^p \\odot U$: one squeeze,\nP = 2 excitations", ha="center", fontsize=9)
+    # merge, Eq. (5)
+    _box(ax, (4.6, 2.9), 4.0, 1.3, "merge, Eq. (5): $K_1$ (1x1) on $U^L_p$,\nup-sample, add $U^{L-1}_p$,"
+         "\n$K_2$ (3x3) on the sum, BN", orange, fontsize=9)
+    _arrow(ax, (5.3, 5.2), (5.6, 4.2))
+    _arrow(ax, (7.9, 5.2), (7.6, 4.2))
+    _box(ax, (5.5, 1.1), 2.2, 1.0, "$U^{G}_1,\\ U^{G}_2$", orange, fontsize=9)
+    _arrow(ax, (6.6, 2.9), (6.6, 2.1))
+    # heads
+    hx = 10.3
+    for y, label, color in ((5.9, "$\\mathrm{Pr}^{L-1}$", blue), (4.0, "$\\mathrm{Pr}^{L}$", red),
+                            (1.1, "$\\mathrm{Pr}^{G}$", orange)):
+        _box(ax, (hx, y), 1.6, 0.9, label, color)
+    _arrow(ax, (6.4, 5.95), (hx, 6.5), rad=-0.12)
+    ax.text(9.6, 6.95, "GAP or GMP, fc", fontsize=9, ha="center")
+    _arrow(ax, (9.0, 5.4), (hx, 4.6))
+    ax.text(9.15, 5.5, "GAP, fc", fontsize=9)
+    _arrow(ax, (7.7, 1.6), (hx, 1.55))
+    ax.text(8.9, 1.75, "GAP, fc", fontsize=9, ha="center")
+    # C3S on each level
+    for x, y in ((4.25, 4.85), (8.05, 4.85), (5.55, 0.65)):
+        ax.text(x, y, "C$^3$S on $S$, Eqs. (3)-(4)", fontsize=9, color="tab:green")
+    # CL
+    _arrow(ax, (hx + 1.3, 4.9), (hx + 1.3, 5.9), color="tab:purple", ls="--")
+    _arrow(ax, (hx + 1.3, 4.0), (hx + 1.3, 2.0), color="tab:purple", ls="--")
+    ax.text(hx + 1.45, 3.0, "CL: KL($\\mathrm{Pr}^L \\| \\cdot$)\nEq. (6)", fontsize=9,
+            color="tab:purple")
+    # Eq. (7)
+    _box(ax, (12.9, 7.2), 1.4, 1.1, "Pr, sum\nEq. (7)", "#d9d9d9", fontsize=9)
+    for y in (6.35, 4.45, 1.55):
+        _arrow(ax, (hx + 1.6, y), (13.6, 7.2), rad=0.15)
+    ax.text(0.2, 0.3, "Loss, Eq. (8): data term + $\\lambda$-weighted C$^3$S (Eq. 10) + CL (Eq. 11)",
+            fontsize=9)
+    return fig
+
+
+# ---------------------------------------------------------------- Fig. 5, readable
+
+def combined_maps(maps: Mapping[str, torch.Tensor], size: Sequence[int],
+                  levels: Sequence[str] = ("L-1", "L", "G")) -> dict[str, torch.Tensor]:
+    """Fig. 5 (e): for each excitation ``p``, the mean over the levels of its maps, each
+    up-sampled bilinearly to ``size`` and min-max normalised first (so no level dominates
+    by its scale). ``maps``: ``"<level>/p<k>" -> (B, h, w)``; returns ``"combined/p<k>"``."""
+    parts = sorted({name.split("/")[1] for name in maps})
+    out = {}
+    for part in parts:
+        stack = [_normalised(maps[f"{lv}/{part}"], size) for lv in levels if f"{lv}/{part}" in maps]
+        if not stack:
+            raise FGVCError(f"no maps for excitation {part}", "pass maps named '<level>/p<k>'")
+        out[f"combined/{part}"] = _minmax(torch.stack(stack).mean(0))
+    return out
+
+
+def _minmax(m: torch.Tensor) -> torch.Tensor:
+    flat = m.flatten(1)
+    lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+    return ((flat - lo) / (hi - lo).clamp_min(1e-12)).view_as(m)
+
+
+def _normalised(m: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    up = F.interpolate(m.detach().float().cpu()[:, None], size=tuple(int(s) for s in size),
+                       mode="bilinear", align_corners=False)[:, 0]
+    return _minmax(up)
+
+
+def map_grid(images: torch.Tensor, maps: Mapping[str, torch.Tensor],
+             layout: Sequence[Sequence[str]] | None = None, titles: Sequence[str] | None = None,
+             boxes: torch.Tensor | None = None, cmap: str = "viridis", alpha: float = 0.55,
+             cell: float = 1.7) -> Figure:
+    """Fig. 5 at the text width: for each image one block of rows, the image in the first
+    column of the block's first row and the maps of ``layout`` (rows of map names; default
+    three per row) beside it, so a row holds at most 1 + 3 panels. Every map is min-max
+    normalised and overlaid in a perceptual colormap; one shared colorbar; 9 pt titles.
+    ``images``: ``(B, 3, H, W)`` uint8 or float in [0, 1]; ``boxes``: optional ``(B, P, 4)``
+    part boxes in pixels."""
+    from matplotlib.patches import Rectangle
+
+    names = list(maps)
+    if layout is None:
+        layout = [names[k:k + 3] for k in range(0, len(names), 3)]
+    missing = [n for row in layout for n in row if n not in maps]
+    if missing:
+        raise FGVCError(f"layout names maps that are not given: {missing}", f"use names from {names}")
+    imgs = images.detach().cpu()
+    imgs = imgs.float() / 255 if imgs.dtype == torch.uint8 else imgs.float()
+    b, _, h, w = imgs.shape
+    norm = {n: _normalised(maps[n], (h, w)) for row in layout for n in row}
+    columns = 1 + max(len(row) for row in layout)
+    fig = Figure(figsize=(columns * cell + 0.7, b * len(layout) * (cell + 0.25)),
+                 layout="constrained")
+    axes = fig.subplots(b * len(layout), columns, squeeze=False)
+    artist = None
+    for i in range(b):
+        pixels = imgs[i].permute(1, 2, 0).numpy().clip(0, 1)
+        for r, row in enumerate(layout):
+            line = axes[i * len(layout) + r]
+            for ax in line:
+                ax.set_axis_off()
+            panels = [(None, line[0])] if r == 0 else []
+            panels += [(name, line[1 + k]) for k, name in enumerate(row)]
+            for name, ax in panels:
+                ax.imshow(pixels)
+                if name is None:
+                    ax.set_title(titles[i] if titles is not None else f"image {i}", fontsize=9)
+                else:
+                    artist = ax.imshow(norm[name][i].numpy(), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
+                    ax.set_title(name, fontsize=9)
+                if boxes is not None:
+                    for x0, y0, x1, y1 in boxes[i].reshape(-1, 4).tolist():
+                        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
+                                               edgecolor="white", linewidth=0.8))
+    if artist is not None:
+        bar = fig.colorbar(artist, ax=axes, shrink=0.5, pad=0.01)
+        bar.set_label("normalised activation", fontsize=9)
+        bar.ax.tick_params(labelsize=9)
+    return fig
