@@ -116,7 +116,7 @@ def check_rendered(page: Path, site: Path, browser: str) -> list[str]:
     name = page.relative_to(site).as_posix()
     try:
         dom = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu",
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
              "--proxy-server=http://127.0.0.1:9", "--virtual-time-budget=15000",
              "--dump-dom", page.resolve().as_uri()],
             capture_output=True, text=True, timeout=120).stdout
@@ -137,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the built site (default: book/_build/html)")
     parser.add_argument("--browser", choices=("auto", "never", "required"), default="auto",
                         help="render every page in headless Chromium too (auto: when installed)")
+    parser.add_argument("--max-exec-s", type=float, default=None,
+                        help="also fail on a notebook whose execution in the build took longer "
+                             "(wall seconds, from _build/execution_times.json; off by default "
+                             "because a busy machine inflates wall time)")
     args = parser.parse_args(argv)
     site: Path = args.site
     pages = sorted(p for p in site.rglob("*.html")
@@ -155,6 +159,18 @@ def main(argv: list[str] | None = None) -> int:
             if page.name in {"genindex.html", "search.html"}:
                 continue
             problems += check_rendered(page, site, browser)
+    times_file = site.parent / "execution_times.json"
+    if times_file.is_file():
+        import json
+
+        times = json.loads(times_file.read_text())
+        print("execution in the build (wall s): " + ", ".join(
+            f"{name.rsplit('/', 1)[-1]} {entry['seconds']:.0f}" for name, entry in times.items()),
+            file=sys.stderr)
+        if args.max_exec_s is not None:
+            problems += [f"{name}: executed in {entry['seconds']:.0f} s during the build, over "
+                         f"--max-exec-s {args.max_exec_s:.0f}" for name, entry in times.items()
+                         if entry["seconds"] > args.max_exec_s]
     for problem in problems:
         print(problem)
     rendered = f", rendered in {Path(browser).name}" if browser else ", not rendered (no Chromium)"

@@ -8,7 +8,7 @@
   output, and its code cells are exactly the chapters' (CI executes the
   chapters, which proves the student notebooks run);
 * ``book/check_html.py`` finds TeX errors and missing local files in built pages;
-* the notebook time budget of ``tests/conftest.py``.
+* the notebook time budget of ``notebooks/conftest.py``.
 """
 from __future__ import annotations
 
@@ -164,8 +164,23 @@ def test_math_renders_without_tex_errors(page: Path):
 
 # ------------------------------------------------------------------ tutorial form
 
-_EXERCISE = re.compile(r"^\s*(?:\*\*|#+\s*)?Exercise\s+\d+", re.M | re.I)
 _SOLUTION = re.compile(r"^\s*(`{3,}|:{3,})\s*\{admonition\}\s*Solution", re.M)
+_EXERCISES_SECTION = re.compile(r"^(#+)\s*Exercises?\b.*?$(.*?)(?=^#{1,2}\s|\Z)", re.M | re.S | re.I)
+# an exercise starts a line: "**Exercise 3.**", "### Exercise 3", "**3.**" or "3." (a numbered list)
+_EXERCISE = re.compile(r"^(?:(?:\*\*)?(?:Exercise\s+)?\d+[.):](?:\*\*)?(?=\s)|#+\s*Exercise\s+\d+\b)",
+                       re.M | re.I)
+
+
+def exercises(markdown: str) -> tuple[int, int]:
+    """(exercises, solution dropdowns) in the Exercises section(s) of a chapter."""
+    edition = _load("book/student_edition.py")
+    count = solutions = 0
+    for match in _EXERCISES_SECTION.finditer(markdown):
+        section = match.group(2)
+        solutions += len(_SOLUTION.findall(section))
+        questions, _ = edition.strip_solutions(section)  # numbered lists inside solutions don't count
+        count += len(_EXERCISE.findall(questions))
+    return count, solutions
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
@@ -178,11 +193,12 @@ def test_chapter_is_a_tutorial(notebook: Path):
         problems.append("no learning objectives in the first Markdown cells")
     if not re.search(r"^#+\s*Summary", text, re.M):
         problems.append("no '## Summary' section")
-    exercises, solutions = len(_EXERCISE.findall(text)), len(_SOLUTION.findall(text))
-    if not 3 <= exercises <= 5:
-        problems.append(f"{exercises} exercises (3-5 wanted, each headed 'Exercise N')")
-    if solutions < exercises or not solutions:
-        problems.append(f"{solutions} solution dropdowns for {exercises} exercises")
+    count, solutions = exercises(text)
+    if not 3 <= count <= 5:
+        problems.append(f"{count} exercises in an '## Exercises' section (3-5 wanted, each "
+                        "starting a line as '**Exercise N.**', '**N.**' or 'N.')")
+    if solutions < count or not solutions:
+        problems.append(f"{solutions} solution dropdowns for {count} exercises")
     for block in re.finditer(r"^(`{3,}|:{3,})\s*\{admonition\}\s*Solution.*?\n(.*?)^\1\s*$",
                              text, re.S | re.M):
         if ":class: dropdown" not in block.group(2).split("\n\n")[0]:
@@ -211,9 +227,19 @@ def test_student_edition_strips_solutions_and_outputs_and_keeps_the_code(tmp_pat
         assert all(not c.get("outputs") and c.get("execution_count") is None
                    for c in student.cells if c.cell_type == "code"), student_path
         assert "widgets" not in student.metadata
-        # every exercise question is still there
-        assert len(_EXERCISE.findall(text)) == len(_EXERCISE.findall(_markdown(full_path)))
+        # every exercise question is still there, no solution is
+        assert exercises(text) == (exercises(_markdown(full_path))[0], 0)
         assert len(_SOLUTION.findall(_markdown(full_path))) == 0 or len(text) < len(_markdown(full_path))
+
+
+def test_exercise_count_reads_the_common_layouts():
+    layouts = [
+        "## Exercises\n\n**Exercise 1.** a, at\n77.0. or 3 items\n\n**Exercise 2.** b\n\n## Reproduction notes\n\n1. not one",
+        "## Exercises\n\n**1.** a\n```{admonition} Solution\n:class: dropdown\n1. step\n2. step\n```\n**2.** b\n",
+        "## Exercises\n\n1. a\n2. b\n\n### Exercise 3\n\nc\n",
+    ]
+    assert [exercises(text)[0] for text in layouts] == [2, 2, 3]
+    assert exercises(layouts[1])[1] == 1
 
 
 def test_student_edition_removes_nested_fences_and_tagged_cells():
@@ -302,7 +328,7 @@ def test_vendored_webfont_aliases_cover_the_widget_stylesheet():
 
 
 def test_notebook_budget_measures_the_smaller_of_wall_and_kernel_cpu():
-    conftest = _load("tests/conftest.py")
+    conftest = _load("notebooks/conftest.py")
     assert conftest.NOTEBOOK_BUDGET_S["smoke"] == 180
     assert conftest.notebook_work_seconds(400.0, 150.0) == 150.0  # busy machine: waited for a core
     assert conftest.notebook_work_seconds(100.0, 190.0) == 100.0  # two threads on a quiet one

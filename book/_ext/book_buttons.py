@@ -11,6 +11,11 @@
   outputs cleared. myst-nb writes the executed notebooks (outputs and widget
   state included) to ``<build>/jupyter_execute/``; on ``build-finished`` each
   is copied over its ``_sources`` copy in the HTML output.
+* **Execution times**: on ``build-finished`` the seconds myst-nb took to
+  execute each notebook are written to ``<build>/execution_times.json``
+  (``book/check_html.py`` prints them; on a busy machine they are wall times
+  inflated by the wait for a core, so the build reports them and CI's
+  ``pytest --nbmake`` enforces the budget).
 """
 from __future__ import annotations
 
@@ -62,7 +67,27 @@ def copy_executed(app: Any, exception: Exception | None) -> None:
         f"[book_buttons] {copied} executed notebook(s) offered for download")
 
 
+def write_execution_times(app: Any, exception: Exception | None) -> None:
+    if exception is not None:
+        return
+    import json
+
+    try:
+        from myst_nb.sphinx_ import NbMetadataCollector
+    except ImportError:  # pragma: no cover - myst-nb comes with Jupyter Book
+        return
+    times = {}
+    for docname in sorted(app.env.found_docs):
+        data = NbMetadataCollector.get_exec_data(app.env, docname)
+        if data and data.get("runtime") is not None:
+            times[docname] = {"seconds": round(float(data["runtime"]), 1),
+                              "succeeded": bool(data.get("succeeded")), "method": data.get("method")}
+    if times:
+        (Path(app.outdir).parent / "execution_times.json").write_text(json.dumps(times, indent=2) + "\n")
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.connect("config-inited", _configure_launch)
     app.connect("build-finished", copy_executed)
+    app.connect("build-finished", write_execution_times)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
