@@ -42,7 +42,7 @@ from fgvc_lib.errors import FGVCError, unknown_name_error
 from fgvc_lib.methods.spec import MethodOptions, MethodSpec, ReleasedLoop
 
 #: The one list of method packages (in the book's order).
-PACKAGES: tuple[str, ...] = ("baseline", "cmal", "cross_x", "cn_cnn", "coarse2fine")
+PACKAGES: tuple[str, ...] = ("baseline", "cmal", "cross_x", "cnl", "cn_cnn", "coarse2fine")
 
 
 @lru_cache(maxsize=None)
