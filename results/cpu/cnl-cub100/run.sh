@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# CNL on real photographs, on the CPU: baseline, +5NL and +5CNL on the CUB subset
+# (shared/data/cub100-227px), EfficientNet-Lite0 with its ImageNet weights, the `transfer`
+# profile (224 px), three seeds each. Run from the repository root; writes under $1
+# (default: this folder). A finished run is kept, an interrupted one resumes.
+#
+# Lite0 placement (fgvc_lib/methods/cnl/model.py, PLACEMENTS): responses / NL sites
+# blocks.2.0, blocks.2.1 (stride 8) and blocks.3.1, blocks.4.0, blocks.4.2 (stride 16);
+# CNL query: the last layer (conv_head + BN, 1280 channels, stride 32).
+#
+# The recipe is the real-data recipe of results/cpu/real-recipe: when its sweep has
+# selected settings (sweep.txt), they are used here too; otherwise the transfer profile's.
+set -euo pipefail
+R=${1:-results/cpu/cnl-cub100}
+CUB=${CUB:-$(realpath ../shared/data/cub100-227px)}
+FGVC=${FGVC:-.venv/bin/fgvc}
+EPOCHS=${EPOCHS:-3}
+SEEDS=${SEEDS:-"0 1 2"}
+COMMON="--dataset cub_list --data-root $CUB --profile transfer --workers 1 --device cpu --quiet"
+SWEEP=results/cpu/real-recipe/sweep.txt
+SELECTED=""
+if [ -f "$SWEEP" ] && grep -q "selected on validation" "$SWEEP"; then
+  SELECTED=$(grep "selected on validation" "$SWEEP" | cut -d: -f1 | tr ',' '\n' \
+             | sed -E 's/^([a-z_]+)=(.*)$/--\1 \2/; s/_/-/g' | tr '\n' ' ')
+fi
+echo "selected on validation: ${SELECTED:-none recorded, transfer profile defaults}"
+run() {
+  local out=$1; shift
+  if grep -qs '"status": "finished"' "$R/$out/results.json"; then return; fi
+  if [ -f "$R/$out/checkpoint.pt" ]; then set -- "$@" --resume; fi
+  $FGVC train $COMMON --epochs "$EPOCHS" $SELECTED "$@" --out "$R/$out"
+}
+for seed in $SEEDS; do
+  run "baseline-seed$seed" --method baseline --seed "$seed"
+  run "nl-seed$seed" --method cnl --opt variant=nl --seed "$seed"
+  run "cnl-seed$seed" --method cnl --opt variant=cnl --seed "$seed"
+done
