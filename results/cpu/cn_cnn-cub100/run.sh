@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# CN-CNN's Table 2-3 configurations on the CUB subset under the real-data recipe of
+# results/cpu/real-recipe (the `transfer` profile: EfficientNet-Lite0 with its ImageNet
+# weights, 224 px), three seeds per row, beside the baseline under the same recipe and seeds,
+# on the 2-core CPU. Run from the repository root; writes under $1 (default: this folder).
+# Rows (library defaults otherwise: product of the masks, channel hand-over by concatenation),
+# every CN-CNN row with $CN_OPTS, default width 128 aligned at S4's stride 16: at 224 px the
+# default width 256 at stride 8 would put about 11 GMACs of ConvLSTM on a 0.4-GMAC backbone;
+# this setting has about 0.7 (the same for every CN-CNN row, so the rows stay comparable):
+#   baseline-seedS   the plain network (Table 2 "Baseline")
+#   hl-seedS         hl=add lh=off (Table 2 "HL": the FPN-style sum of the aligned levels)
+#   hl_lh-seedS      hl=add lh=on  (Table 2 "HL+LH" = Table 3 "w/o ConvLSTM")
+#   cn_cnn-seedS     hl=convlstm lh=on (Table 3 "w/ ConvLSTM", the full model of Table 1)
+# Lite0's levels: blocks.2 (stride 8, 40 channels), blocks.4 (stride 16, 112), and the end of
+# the pretrained extractor (conv_head + BN, stride 32, 1280).
+set -euo pipefail
+R=${1:-results/cpu/cn_cnn-cub100}
+CUB=${CUB:-$(realpath ../shared/data/cub100-227px)}
+FGVC=${FGVC:-.venv/bin/fgvc}
+EPOCHS=${EPOCHS:-3}
+CN_OPTS=${CN_OPTS:---opt width=128 --opt align=s4}
+COMMON="--dataset cub_list --data-root $CUB --profile transfer --workers 1 --device cpu --quiet"
+SELECTED=${SELECTED:-$(grep -s "selected on validation" results/cpu/real-recipe/sweep.txt | cut -d: -f1 \
+           | tr ',' '\n' | sed -E 's/^([a-z_]+)=(.*)$/--\1 \2/; s/_/-/g' | tr '\n' ' ' || true)}
+run() {  # a finished run is kept; an interrupted one resumes
+  local out=$1; shift
+  if grep -qs '"status": "finished"' "$R/$out/results.json"; then return; fi
+  if [ -f "$R/$out/checkpoint.pt" ]; then set -- "$@" --resume; fi
+  flock /tmp/fgvc-cpu.lock env OMP_NUM_THREADS=2 $FGVC train $COMMON "$@" --out "$R/$out"
+}
+for seed in 0 1 2; do
+  run baseline-seed$seed --method baseline --epochs $EPOCHS --seed $seed $SELECTED
+  run hl-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=add --opt lh=off
+  run hl_lh-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=add --opt lh=on
+  run cn_cnn-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=convlstm --opt lh=on
+done
