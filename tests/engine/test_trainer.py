@@ -166,10 +166,13 @@ def test_default_changes_reads_old_cross_x_records_as_mixture():
     from fgvc_lib.engine.trainer import default_changes
 
     cfg = resolve_config("cross_x", "synthetic", "smoke")
+    # ... and the merge as Eq. (5) is printed (merge_order="eq5", the default before "fpn").
     assert default_changes({"method": "cross_x", "options": {}}, cfg) == [
-        "data_loss: 'mixture' -> 'per_branch'"]
-    assert default_changes({"method": "cross_x", "options": {"data_loss": "per_branch"}}, cfg) == []
-    named = resolve_config("cross_x", "synthetic", "smoke", method_options={"data_loss": "mixture"})
+        "data_loss: 'mixture' -> 'per_branch'", "merge_order: 'eq5' -> 'fpn'"]
+    assert default_changes({"method": "cross_x", "options": {"data_loss": "per_branch",
+                                                             "merge_order": "fpn"}}, cfg) == []
+    named = resolve_config("cross_x", "synthetic", "smoke",
+                           method_options={"data_loss": "mixture", "merge_order": "eq5"})
     assert default_changes({"method": "cross_x", "options": {}}, named) == []
     assert default_changes({"method": "baseline", "options": {}}, cfg) == [], "other method"
 
