@@ -71,6 +71,11 @@ Choices where the paper is open, and where the released code differs:
     the query layer looks, on the whole); ``"r_last"`` repeats the deepest. The full
     matrices are ``extras["attention"]`` (name -> ``(B, N_q, N_r)``), with
     ``extras["grids"]`` (name -> ``(h, w)`` of the response) and ``extras["query_grid"]``.
+11. **Hooks and compilation.** ``torch._dynamo.explain`` traces the forward of a CNL model,
+    hooks included, as one graph with no graph break (checked on ResNet-18 on the CPU), and
+    ``torch.compile(backend="aot_eager")`` reproduces the eager logits and attention and
+    trains; ``copy.deepcopy`` of a model copies its hooks along with the modules they call
+    (a test relies on it).
 """
 from __future__ import annotations
 
