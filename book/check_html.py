@@ -39,7 +39,7 @@ import tex_lint  # noqa: E402  (book/ is not a package)
 
 DEFAULT_SITE = BOOK / "_build" / "html"
 TEX_ERROR_TEXT = (
-    "mjx-merror", "not allowed in split", "not allowed in aligned", "Misplaced &",
+    "<mjx-merror", "not allowed in split", "not allowed in aligned", "Misplaced &",
     "Undefined control sequence", "Missing or unrecognized delimiter", "Extra close brace",
     "Missing close brace", "Multiple \\tag", "Erroneous nesting of equation structures",
 )
@@ -72,7 +72,7 @@ def check_page(page: Path, site: Path) -> list[str]:
     problems: list[str] = []
     for tex, display in tex_lint.math_in_html(text):
         problems += [f"{name}: TeX: {problem}" for problem in tex_lint.check_tex(tex, display)]
-    visible = _without_scripts(text)
+    visible = re.sub(r"<style\b.*?</style>", " ", _without_scripts(text), flags=re.S | re.I)
     for marker in TEX_ERROR_TEXT:
         if marker in visible:
             problems.append(f"{name}: TeX error text in the page: {marker!r}")
@@ -123,11 +123,13 @@ def check_rendered(page: Path, site: Path, browser: str) -> list[str]:
     except subprocess.TimeoutExpired:
         return [f"{name}: the browser did not finish rendering within 120 s"]
     problems = []
-    if "mjx-merror" in dom:
-        for match in re.finditer(r'<mjx-merror[^>]*data-mjx-error="([^"]*)"', dom):
-            problems.append(f"{name}: MathJax error after rendering: {html_lib.unescape(match.group(1))}")
-        if not problems:
-            problems.append(f"{name}: MathJax error (mjx-merror) after rendering")
+    # the element, not the word: MathJax's own stylesheet in the page names mjx-merror too
+    for match in re.finditer(r"<mjx-merror\b[^>]*>", dom):
+        error = re.search(r'data-mjx-error="([^"]*)"', match.group(0))
+        detail = html_lib.unescape(error.group(1)) if error else "(no message)"
+        problems.append(f"{name}: MathJax error after rendering: {detail}")
+    if "<mjx-container" not in dom and "class=\"math" in dom:
+        problems.append(f"{name}: the page has math but MathJax rendered none (is it vendored?)")
     return problems
 
 
