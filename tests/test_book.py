@@ -28,7 +28,8 @@ NOTEBOOKS = REPO / "notebooks"
 # bibliography last). CN-CNN, Coarse2Fine and CNL are announced in the intro
 # and get toc entries when their notebooks exist.
 EXPECTED_NOTEBOOKS = [
-    "00_setup_and_data", "01_baseline", "02_cmal_net", "03_cross_x", "04_cnl", "06_coarse2fine",
+    "00_setup_and_data", "01_baseline", "02_cmal_net", "03_cross_x", "04_cnl", "05_cn_cnn",
+    "06_coarse2fine",
     "07_comparison",
 ]
 

@@ -396,3 +396,31 @@ def test_the_diagram_draws_without_touching_the_backend(backend_untouched):
 
     fig = draw_diagram()
     assert fig.axes and len(fig.axes[0].patches) > 10
+
+
+class _TinyBoxes:
+    """Six 20x10 RGB images of classes 0, 1, 0, 1, 0, 1 with one part box each."""
+
+    has_boxes = True
+    targets = [0, 1, 0, 1, 0, 1]
+
+    def load_image(self, i):
+        from PIL import Image
+
+        return Image.fromarray(np.full((10, 20, 3), 10 * i, dtype=np.uint8))
+
+    def annotation(self, i):
+        return {"size": (20, 10), "object_box": (0, 0, 20, 10), "part_boxes": [(2, 2, 12, 6)]}
+
+
+def test_images_of_class_draws_one_class_and_scales_the_part_boxes():
+    from fgvc_lib.methods.cn_cnn.figures import images_of_class
+
+    batch = images_of_class(_TinyBoxes(), 16, n=2, seed=0, label=1)
+    assert batch["label"] == 1 and set(batch["indices"]) <= {1, 3, 5} and len(batch["indices"]) == 2
+    assert batch["targets"].tolist() == [1, 1]
+    assert batch["images"].shape == (2, 3, 16, 16) and batch["images"].dtype == torch.uint8
+    # x scales by 16/20, y by 16/10.
+    torch.testing.assert_close(batch["part_boxes"][0, 0], torch.tensor([1.6, 3.2, 9.6, 9.6]))
+    again = images_of_class(_TinyBoxes(), 16, n=2, seed=0, label=1)
+    assert again["indices"] == batch["indices"]

@@ -12,6 +12,7 @@ No function here selects a matplotlib backend or registers a pyplot figure.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,9 +22,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from fgvc_lib.attention.gradcam import compute_cam
-from fgvc_lib.attention.metrics import box_masks, energy_in_boxes
+from fgvc_lib.attention.metrics import box_masks, box_to_input_coords, energy_in_boxes
 from fgvc_lib.attention.report import box_batches
-from fgvc_lib.data.transforms import DeviceNormalize
+from fgvc_lib.data.transforms import DeviceNormalize, box_preserving_transform
+from fgvc_lib.errors import FGVCError
 from fgvc_lib.methods.cn_cnn.model import STAGE_INDICES
 from fgvc_lib.methods.cn_cnn.pathways import LEVELS
 
@@ -58,7 +60,8 @@ def draw_diagram(fontsize: float = 9.5) -> Figure:
     for level, y in ys.items():
         _, b1 = box(0.1, y, 1.3, f"{level}\nstride {strides[level]}", "backbone")
         a0, a1 = box(1.8, y, 1.5, "1x1 conv\n+ up-sample", "align")
-        h0, h1 = box(3.8, y, 1.4, "ConvLSTM\nstep", "hl")
+        step = {"S5": 1, "S4": 2, "S3": 3}[level]
+        h0, h1 = box(3.8, y, 1.4, f"ConvLSTM\nstep {step}", "hl")
         r0, r1 = box(5.7, y, 1.3, "resize to\nown size", "resize")
         l0, l1 = box(7.4, y, 1.5, "SA x CA\nmask x F", "lh")
         c0, c1 = box(9.3, y, 1.2, "GAP\nFC, FC", "cls")
@@ -151,6 +154,30 @@ def module_table(model: torch.nn.Module, image_size: int = 448):
 
 
 # -- maps per level (Fig. 3) --------------------------------------------------------------
+def images_of_class(dataset, image_size: int, n: int = 3, seed: int = 0,
+                    label: int | None = None) -> dict[str, Any]:
+    """``n`` test images of one class drawn at random (the class too, unless ``label``
+    is given), as :func:`fgvc_lib.attention.report.box_batches` yields them: ``uint8``
+    square inputs, ``targets``, ``indices`` and, where the data has them, part boxes."""
+    rng = np.random.default_rng(seed)
+    targets = np.asarray(dataset.targets)
+    label = int(rng.choice(np.unique(targets))) if label is None else int(label)
+    pool = np.flatnonzero(targets == label)
+    idx = sorted(int(i) for i in rng.choice(pool, size=min(n, len(pool)), replace=False))
+    transform = box_preserving_transform(image_size)
+    batch: dict[str, Any] = {
+        "indices": idx, "label": label,
+        "images": torch.stack([transform(dataset.load_image(i)) for i in idx]),
+        "targets": torch.tensor([int(targets[i]) for i in idx])}
+    if getattr(dataset, "has_boxes", False):
+        anns = [dataset.annotation(i) for i in idx]
+        if anns[0].get("part_boxes"):
+            sizes = torch.tensor([a["size"] for a in anns], dtype=torch.float32)
+            parts = torch.tensor([a["part_boxes"] for a in anns], dtype=torch.float32)
+            batch["part_boxes"] = box_to_input_coords(parts, sizes[:, None, :], image_size)
+    return batch
+
+
 def level_maps(model: torch.nn.Module, images: torch.Tensor, kind: str = "LH"
                ) -> dict[str, np.ndarray]:
     """``{level: (B, h, w)}``: each level's map at its own size (``kind="LH"``: channel
@@ -255,11 +282,19 @@ def head_cams(model: torch.nn.Module, images: torch.Tensor, method: str = "gradc
               layer: str = "stage3") -> dict[str, np.ndarray]:
     """``{head: (B, H, W)}`` in [0, 1]: ``method`` for each head's predicted class, all on
     one layer (default the backbone's S3, stride 8, which every head depends on), so
-    that the heads' maps can be compared pixel for pixel."""
-    return {head: compute_cam(model, images, method=method, layer=layer,
-                              head=None if head == "final" else head)
-            for head in HEADS}
+    that the heads' maps can be compared pixel for pixel. A head whose map cannot be
+    computed (e.g. all zeros: only negative evidence at that layer) gets a zero map and a
+    warning naming it, so one weak head does not hide the others."""
+    out: dict[str, np.ndarray] = {}
+    for head in HEADS:
+        try:
+            out[head] = compute_cam(model, images, method=method, layer=layer,
+                                    head=None if head == "final" else head)
+        except FGVCError as exc:
+            warnings.warn(f"{method} of head {head} on {layer}: {exc}", stacklevel=2)
+            out[head] = np.zeros((images.shape[0], *images.shape[-2:]), dtype=np.float32)
+    return out
 
 
-__all__ = ["HEADS", "draw_diagram", "head_cams", "level_maps", "level_part_shares",
+__all__ = ["HEADS", "draw_diagram", "head_cams", "images_of_class", "level_maps", "level_part_shares",
            "map_share_in_boxes", "module_table", "plot_level_maps"]
