@@ -131,6 +131,22 @@ def _show_figures_inline() -> None:
         shell.run_line_magic("matplotlib", "inline")
 
 
+#: Font sizes (points) for the chapters' figures. Draw figures at most
+#: ``TEXT_WIDTH_IN`` inches wide, so that a point on the figure is a point on the
+#: page: wider figures are scaled down to the text column.
+READABLE_FONTS = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10,
+                  "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9,
+                  "figure.titlesize": 11}
+TEXT_WIDTH_IN = 7.2
+
+
+def _readable_figures() -> None:
+    """Fonts of at least 9 pt and a perceptual default colormap for the chapters' figures."""
+    import matplotlib
+
+    matplotlib.rcParams.update({**READABLE_FONTS, "image.cmap": "viridis"})
+
+
 def _text_progress_in_kernels() -> None:
     """In a Jupyter kernel, training prints one line per epoch and draws no tqdm bars:
     a notebook bar is a widget, and a closed one leaves blank rows in the static book.
@@ -165,9 +181,10 @@ def setup(seed: int = 0, profile: str | None = None, dataset: str | None = None,
     torch.manual_seed(seed)
     _show_figures_inline()
     _text_progress_in_kernels()
+    _readable_figures()
     if verbose:
         print(session.describe())
     return session
 
 
-__all__ = ["Session", "repository_root", "setup"]
+__all__ = ["READABLE_FONTS", "Session", "TEXT_WIDTH_IN", "repository_root", "setup"]

@@ -30,7 +30,6 @@ _apply_nbclient_poll_patch()
 # --- end of nbclient stall fix ---
 
 
-
 @pytest.fixture(scope="module")
 def one_thread():
     """Run a module's tests on one intra-op thread, then restore the setting.
