@@ -424,3 +424,12 @@ def test_images_of_class_draws_one_class_and_scales_the_part_boxes():
     torch.testing.assert_close(batch["part_boxes"][0, 0], torch.tensor([1.6, 3.2, 9.6, 9.6]))
     again = images_of_class(_TinyBoxes(), 16, n=2, seed=0, label=1)
     assert again["indices"] == batch["indices"]
+
+
+def test_efficientnet_lite0_levels_are_strides_8_16_32_with_40_112_1280_channels():
+    model = build_model("cn_cnn", K, backbone="efficientnet_lite0", width=WIDTH, cls_hidden=32,
+                        ca_reduction=4).eval()
+    assert [model.backbone.channels[i] for i in (1, 2, 3)] == [40, 112, 1280]
+    with torch.no_grad():
+        ex = model(_images(1)).extras
+    assert [tuple(ex["features"][lv].shape[-2:]) for lv in LEVELS] == [(8, 8), (4, 4), (2, 2)]
