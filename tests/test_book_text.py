@@ -333,3 +333,21 @@ def test_notebook_budget_measures_the_smaller_of_wall_and_kernel_cpu():
     assert conftest.notebook_work_seconds(400.0, 150.0) == 150.0  # busy machine: waited for a core
     assert conftest.notebook_work_seconds(100.0, 190.0) == 100.0  # two threads on a quiet one
     assert conftest.notebook_work_seconds(200.0, 0.0) == 200.0    # no CPU time seen: wall time
+
+
+# ------------------------------------------------------------------ figures
+
+
+def test_setup_gives_readable_figure_fonts_and_a_perceptual_colormap():
+    import matplotlib
+    import matplotlib.font_manager
+
+    from fgvc_lib.notebook import READABLE_FONTS, TEXT_WIDTH_IN, setup
+
+    with matplotlib.rc_context({"font.size": 6, "xtick.labelsize": 5, "image.cmap": "jet"}):
+        setup(verbose=False)
+        sizes = {key: matplotlib.font_manager.FontProperties(size=matplotlib.rcParams[key]).get_size_in_points()
+                 for key in READABLE_FONTS}
+        assert min(sizes.values()) >= 9, sizes
+        assert matplotlib.rcParams["image.cmap"] == "viridis"
+    assert 6 <= TEXT_WIDTH_IN <= 8  # the book's text column, in inches
