@@ -63,6 +63,13 @@ MEASURES: list[tuple[str, str, str]] = [
     ("train_img_s", "img/s", "training throughput (synthetic tensors on the device)"),
     ("train_ms_per_batch", "ms", "time of one training step"),
     ("train_pass_img_s", "img/s", "training img/s x backbone passes with gradients"),
+    ("train_gflops_per_img", "GFLOP", "FLOPs of one whole training step per image (fwd + bwd)"),
+    ("train_tflops", "TFLOP/s", "achieved: train_gflops_per_img x train_img_s"),
+    ("train_window_min_s", "s", "fastest timing window"),
+    ("train_window_median_s", "s", "median timing window (gives the rates)"),
+    ("train_graphs_after_warmup", "", "graphs torch.compile built during the warm-up"),
+    ("train_recompiles_timed", "", "graphs compiled inside the timed windows (should be 0)"),
+    ("train_sync_free", "", "CUDA: one step ran under set_sync_debug_mode('error')"),
     ("train_peak_mem_gb", "GB", "peak GPU memory while training"),
     ("infer_bs1_img_s", "img/s", "inference throughput at batch 1"),
     ("infer_bs1_ms", "ms/img", "inference latency at batch 1"),
@@ -74,6 +81,9 @@ MEASURES: list[tuple[str, str, str]] = [
     ("loader_only_img_s", "img/s", "DataLoader alone: batches copied to the device"),
     ("reference_train_img_s", "img/s", "plain baseline ResNet-50 training, same run and settings"),
     ("reference_pass_ratio", "x", "train_pass_img_s / reference_train_img_s"),
+    ("reference_tflops", "TFLOP/s", "achieved by the plain ResNet-50 step, same run"),
+    ("reference_recompiles_timed", "", "the reference's graphs compiled inside its windows"),
+    ("tflops_ratio", "x", "train_tflops / reference_tflops (target >= 0.9)"),
 ]
 
 
@@ -142,11 +152,15 @@ def _options(pairs: list[str]) -> dict[str, Any]:
 
 
 def timed_windows(step: Callable[[], Any], warmup: int, steps: int, repeats: int,
-                  sync: Callable[[], None]) -> list[float]:
-    """Seconds of each of ``repeats`` windows of ``steps`` calls, after ``warmup`` calls."""
+                  sync: Callable[[], None],
+                  on_warm: Callable[[], None] | None = None) -> list[float]:
+    """Seconds of each of ``repeats`` windows of ``steps`` calls, after ``warmup`` calls
+    (``on_warm`` runs between the warm-up and the first window)."""
     for _ in range(warmup):
         step()
     sync()
+    if on_warm is not None:
+        on_warm()
     windows = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -201,6 +215,19 @@ def raw_only(model) -> Iterator[bool]:
             model.test_on_oval = True
     else:
         yield False
+
+
+def compiled_graphs() -> int:
+    """Graphs ``torch.compile`` has compiled so far in this process (0 without it)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def training_step_flops(model, images, targets, autocast):
+    from fgvc_lib.reports.cost import training_step_flops as count
+
+    return count(model, images, targets, autocast=autocast)
 
 
 def count_macs(model, images) -> float:
@@ -329,12 +356,18 @@ class Bench:
             torch.cuda.empty_cache()
 
     def measure_train(self, model, forward, prefix: str = "train") -> None:
+        import torch
+
         a, r = self.args, self.results
         images, targets = self.batch(a.batch_size)
         model.train()
         ctx = self.context(model, forward)
         warmup = a.warmup
         self.reset_memory()
+        # The FLOPs of one whole step (every optimiser step, forward and backward),
+        # counted on an uncompiled copy: the work a step does, whatever its speed.
+        flops = training_step_flops(model, images, targets, autocast=self.autocast)
+        r[f"{prefix}_gflops_per_img"] = flops.per_image / 1e9
         if prefix == "train":
             # One uncompiled step counts the passes (a compiled graph runs no Python
             # hooks); without compilation it is also the first warm-up step.
@@ -348,9 +381,29 @@ class Bench:
             if probe is ctx:
                 warmup = max(warmup - 1, 0)
             del probe
+        if self.cuda and prefix == "train":
+            # A step that copies to the host makes the CPU wait for the GPU; the debug
+            # mode turns the first such copy into an error that names it.
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                model.training_step(ctx, images, targets)
+                r["train_sync_free"] = True
+            except RuntimeError as exc:
+                r["train_sync_free"] = False
+                r["train_sync_error"] = str(exc).splitlines()[0]
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        graphs = compiled_graphs()
         windows = timed_windows(lambda: model.training_step(ctx, images, targets),
-                                warmup, a.steps, a.repeats, self.sync)
+                                warmup, a.steps, a.repeats, self.sync,
+                                on_warm=lambda: r.__setitem__(f"{prefix}_graphs_after_warmup",
+                                                              compiled_graphs() - graphs))
+        # Graphs compiled inside the timed windows are recompilations: they spoil the timing.
+        r[f"{prefix}_recompiles_timed"] = compiled_graphs() - graphs - r[f"{prefix}_graphs_after_warmup"]
+        r[f"{prefix}_window_min_s"], r[f"{prefix}_window_median_s"] = min(windows), statistics.median(windows)
         img_s, ms = rate(windows, a.steps, a.batch_size)
+        r[f"{prefix}_tflops"] = flops.per_image * img_s / 1e12
         if prefix == "train":
             r["train_img_s"], r["train_ms_per_batch"] = img_s, ms
             r["train_windows_s"] = windows
@@ -473,6 +526,10 @@ class Bench:
             r["reference_compiled"] = ref_compile
             if "train_pass_img_s" in r:
                 r["reference_pass_ratio"] = r["train_pass_img_s"] / r["reference_train_img_s"]
+            if "train_tflops" in r:
+                # Work done per second against the plain network's: 1.0 means the
+                # method's step keeps the GPU as busy as a ResNet-50 step does.
+                r["tflops_ratio"] = r["train_tflops"] / r["reference_tflops"]
         return r
 
 

@@ -55,6 +55,11 @@ def test_tiny_cpu_run_prints_the_table_and_writes_json(bench, tmp_path, capsys):
     # ResNet-18 is 1.82 GMACs at 224 px; at 64 px the cost scales by (64/224)^2.
     assert measures["macs_g"] == pytest.approx(1.82 * (64 / 224) ** 2, rel=0.05)
     assert measures["train_backbone_passes"] == 1 and measures["optimizer_steps_per_batch"] == 1
+    # A training step's FLOPs: forward 2 x MACs, backward about twice that (the first
+    # convolution needs no input gradient, so a little less): between 5 and 6 x MACs.
+    assert 5 * measures["macs_g"] < measures["train_gflops_per_img"] <= 6 * measures["macs_g"]
+    assert measures["train_tflops"] > 0 and measures["train_recompiles_timed"] == 0
+    assert measures["train_window_min_s"] <= measures["train_window_median_s"]
     for key in ("train_img_s", "train_ms_per_batch", "infer_bs1_img_s", "infer_img_s",
                 "infer_ms_per_img"):
         assert measures[key] > 0
@@ -83,3 +88,30 @@ def test_reference_and_loader_paths(bench, tmp_path, capsys):
     if has_synthetic:
         assert measures["loader_train_img_s"] > 0 and measures["loader_only_img_s"] > 0
         assert "loader_train_img_s" in table
+
+
+LOADER_SCRIPT = SCRIPT.with_name("bench_loader.py")
+
+
+def test_loader_benchmark_reports_every_setting_and_whether_it_keeps_up(tmp_path):
+    from tests.data.test_real_datasets import make_cub_list
+
+    spec = importlib.util.spec_from_file_location("bench_loader", LOADER_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root = make_cub_list(tmp_path / "cub")          # 3 training JPEGs of 10 x 10 px
+    out = tmp_path / "loader.json"
+    results = module.main(["--dataset", "cub_list", "--data-root", str(root), "--image-sizes", "16",
+                           "24", "--workers", "0", "--batch-size", "2", "--batches", "2",
+                           "--warmup", "0", "--train-img-s", "1e9", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["image_size"], r["workers"]) for r in rows] == [(16, 0), (24, 0)]
+    assert all(r["loader_img_s"] > 0 and r["keeps_up"] is False for r in rows)  # nobody does 1e9
+    assert results["decode_img_s"] > 0
+
+
+def test_loader_benchmark_bad_root_is_one_line_exit_2(tmp_path):
+    out = subprocess.run([sys.executable, str(LOADER_SCRIPT), "--data-root", str(tmp_path / "none")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "fix:" in out.stderr

@@ -193,6 +193,9 @@ class Coarse2Fine(FGVCModel):
                  and o.pretrain_epochs > 0)))
         self._map_choice: torch.Tensor | None = None
         self.pretraining_history: dict | None = None
+        # A Python copy of the flag, so that a training step does not read the buffer
+        # from the device (a host sync) once pre-training is known to be done.
+        self._pretrained_seen = False
 
     # -- construction helpers ----------------------------------------------
     def _freeze_later_stages(self, stage: int) -> bool:
@@ -313,7 +316,10 @@ class Coarse2Fine(FGVCModel):
     def pretrain(self) -> dict | None:
         """Pre-train the learned up-sampler once (note 7); returns its history, or ``None``
         when there is nothing to do (already done, bilinear, no cascade, no pairs)."""
-        if bool(self.upsampler_pretrained):
+        if self._pretrained_seen:
+            return None
+        if bool(self.upsampler_pretrained):   # read once (e.g. after loading a checkpoint)
+            self._pretrained_seen = True
             return None
         o = self.options
         batch = min(256, max(32, o.pretrain_pairs // 200))
@@ -324,6 +330,7 @@ class Coarse2Fine(FGVCModel):
             for p in self.upsampler.parameters():  # every process starts from rank 0's
                 torch.distributed.broadcast(p.data, 0)
         self.upsampler_pretrained.fill_(True)
+        self._pretrained_seen = True
         self.pretraining_history = history
         return history
 
