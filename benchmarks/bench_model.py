@@ -84,6 +84,8 @@ MEASURES: list[tuple[str, str, str]] = [
     ("reference_tflops", "TFLOP/s", "achieved by the plain ResNet-50 step, same run"),
     ("reference_recompiles_timed", "", "the reference's graphs compiled inside its windows"),
     ("tflops_ratio", "x", "train_tflops / reference_tflops (target >= 0.9)"),
+    ("reference_gflops_per_img", "GFLOP", "--mode flops: the plain ResNet-50 step's FLOPs per image"),
+    ("flops_vs_reference", "x", "--mode flops: work of the method's step / the plain step's"),
 ]
 
 
@@ -110,7 +112,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="channels_last memory format for model and inputs")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
                    help="torch.compile the forward (as the trainer does)")
-    p.add_argument("--mode", choices=("train", "infer", "both"), default="both")
+    p.add_argument("--mode", choices=("train", "infer", "both", "flops"), default="both",
+                   help="flops: count parameters, MACs and a training step's FLOPs only "
+                        "(no timing; what a CPU can record)")
     p.add_argument("--reference", action="store_true",
                    help="also time a plain baseline ResNet-50 training step with the same settings")
     p.add_argument("--reference-compile", action=argparse.BooleanOptionalAction, default=None,
@@ -505,6 +509,17 @@ class Bench:
         model = self.build(a.method, a.backbone, _options(a.option))
         r["backbone"] = model.fgvc_spec["backbone"]
         self.measure_cost(model)
+        if a.mode == "flops":
+            images, targets = self.batch(a.batch_size)
+            flops = training_step_flops(model, images, targets, autocast=self.autocast)
+            r["train_gflops_per_img"] = flops.per_image / 1e9
+            r["optimizer_steps_per_batch"] = flops.optimizer_steps
+            if a.reference:
+                reference = self.build("baseline", "resnet50", {})
+                ref = training_step_flops(reference, images, targets, autocast=self.autocast)
+                r["reference_gflops_per_img"] = ref.per_image / 1e9
+                r["flops_vs_reference"] = flops.per_image / ref.per_image
+            return r
         forward = self.forward_of(model, a.compile)
         if a.mode in ("train", "both"):
             _log("timing training steps")
