@@ -184,11 +184,21 @@ def collect_runs(table_id: str, out_root: str | Path) -> dict[str, RunRecord]:
 
 
 def _fmt(value: Any) -> str:
+    """One of our numbers, to the paper tables' usual one decimal."""
     if value is None:
         return "-"
     if isinstance(value, (int, float)):
         return f"{value:.1f}"
     return str(value)
+
+
+def _fmt_paper(value: Any) -> str:
+    """A paper's number as it stands in the table's data: a count stays a count, and
+    two printed decimals stay two (JSON keeps 80.84 exactly; only a printed trailing
+    zero, 83.50, reads 83.5)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return _fmt(value)
+    return str(value) if isinstance(value, int) else repr(float(value))
 
 
 def render_table(table_id: str, out_root: str | Path | None = None,
@@ -208,7 +218,7 @@ def render_table(table_id: str, out_root: str | Path | None = None,
         rec = records.get(row.run_of or row.label)
         for col, default_head in table.columns.items():
             head = row.heads.get(col, default_head)
-            entry[f"{col} (paper)"] = _fmt(row.paper.get(col))
+            entry[f"{col} (paper)"] = _fmt_paper(row.paper.get(col))
             if default_head is None and col not in row.heads:
                 continue  # a paper-only column (another dataset)
             ours = None
