@@ -165,7 +165,7 @@ class TrainConfig:
 
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
-        "backbone": "resnet18", "image_size": 64, "batch_size": 32, "epochs": 4, "lr": 0.05,
+        "backbone": "resnet18", "image_size": 64, "batch_size": 32, "epochs": 3, "lr": 0.05,
         "weight_decay": 5e-4, "scheduler": "cosine", "backbone_lr_mult": 1.0,
         "synthetic_classes": 10, "synthetic_train_per_class": 40,
         "synthetic_test_per_class": 20, "num_workers": 0, "compile": False,
