@@ -10,19 +10,8 @@
 #   raw-seedS         Table 2's Baseline 1: the same network and steps, raw images only
 set -euo pipefail
 R=${1:-results/cpu/cmal-cub100}
-CUB=${CUB:-$(realpath ../shared/data/cub100-227px)}
-FGVC=${FGVC:-.venv/bin/fgvc}
-EPOCHS=${EPOCHS:-3}
-COMMON="--dataset cub_list --data-root $CUB --profile transfer --workers 1 --device cpu --quiet"
-# The settings the validation sweep of results/cpu/real-recipe selected (same flags as there).
-SELECTED=${SELECTED:-$(grep -s "selected on validation" results/cpu/real-recipe/sweep.txt | cut -d: -f1 \
-           | tr ',' '\n' | sed -E 's/^([a-z_]+)=(.*)$/--\1 \2/; s/_/-/g' | tr '\n' ' ' || true)}
-run() {  # a finished run is kept; an interrupted one resumes
-  local out=$1; shift
-  if grep -qs '"status": "finished"' "$R/$out/results.json"; then return; fi
-  if [ -f "$R/$out/checkpoint.pt" ]; then set -- "$@" --resume; fi
-  flock /tmp/fgvc-cpu.lock env OMP_NUM_THREADS=2 $FGVC train $COMMON "$@" --out "$R/$out"
-}
+RUN_PREFIX="flock /tmp/fgvc-cpu.lock env OMP_NUM_THREADS=2"
+source "$(dirname "$0")/../recipe.sh"
 for seed in 0 1 2; do
   run mda-batch-seed$seed  --method cmal --epochs $EPOCHS --seed $seed $SELECTED --opt mda_draw=batch
   run mda-sample-seed$seed --method cmal --epochs $EPOCHS --seed $seed $SELECTED --opt mda_draw=sample

@@ -15,19 +15,9 @@
 # the pretrained extractor (conv_head + BN, stride 32, 1280).
 set -euo pipefail
 R=${1:-results/cpu/cn_cnn-cub100}
-CUB=${CUB:-$(realpath ../shared/data/cub100-227px)}
-FGVC=${FGVC:-.venv/bin/fgvc}
-EPOCHS=${EPOCHS:-3}
 CN_OPTS=${CN_OPTS:---opt width=128 --opt align=s4}
-COMMON="--dataset cub_list --data-root $CUB --profile transfer --workers 1 --device cpu --quiet"
-SELECTED=${SELECTED:-$(grep -s "selected on validation" results/cpu/real-recipe/sweep.txt | cut -d: -f1 \
-           | tr ',' '\n' | sed -E 's/^([a-z_]+)=(.*)$/--\1 \2/; s/_/-/g' | tr '\n' ' ' || true)}
-run() {  # a finished run is kept; an interrupted one resumes
-  local out=$1; shift
-  if grep -qs '"status": "finished"' "$R/$out/results.json"; then return; fi
-  if [ -f "$R/$out/checkpoint.pt" ]; then set -- "$@" --resume; fi
-  flock /tmp/fgvc-cpu.lock env OMP_NUM_THREADS=2 $FGVC train $COMMON "$@" --out "$R/$out"
-}
+RUN_PREFIX="flock /tmp/fgvc-cpu.lock env OMP_NUM_THREADS=2"
+source "$(dirname "$0")/../recipe.sh"
 for seed in 0 1 2; do
   run baseline-seed$seed --method baseline --epochs $EPOCHS --seed $seed $SELECTED
   run hl-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=add --opt lh=off

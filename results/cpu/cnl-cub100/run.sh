@@ -12,26 +12,10 @@
 # selected settings (sweep.txt), they are used here too; otherwise the transfer profile's.
 set -euo pipefail
 R=${1:-results/cpu/cnl-cub100}
-CUB=${CUB:-$(realpath ../shared/data/cub100-227px)}
-FGVC=${FGVC:-.venv/bin/fgvc}
-EPOCHS=${EPOCHS:-3}
 SEEDS=${SEEDS:-"0 1 2"}
-COMMON="--dataset cub_list --data-root $CUB --profile transfer --workers 1 --device cpu --quiet"
-SWEEP=results/cpu/real-recipe/sweep.txt
-SELECTED=""
-if [ -f "$SWEEP" ] && grep -q "selected on validation" "$SWEEP"; then
-  SELECTED=$(grep "selected on validation" "$SWEEP" | cut -d: -f1 | tr ',' '\n' \
-             | sed -E 's/^([a-z_]+)=(.*)$/--\1 \2/; s/_/-/g' | tr '\n' ' ')
-fi
-echo "selected on validation: ${SELECTED:-none recorded, transfer profile defaults}"
-run() {
-  local out=$1; shift
-  if grep -qs '"status": "finished"' "$R/$out/results.json"; then return; fi
-  if [ -f "$R/$out/checkpoint.pt" ]; then set -- "$@" --resume; fi
-  $FGVC train $COMMON --epochs "$EPOCHS" $SELECTED "$@" --out "$R/$out"
-}
+source "$(dirname "$0")/../recipe.sh"
 for seed in $SEEDS; do
-  run "baseline-seed$seed" --method baseline --seed "$seed"
-  run "nl-seed$seed" --method cnl --opt variant=nl --seed "$seed"
-  run "cnl-seed$seed" --method cnl --opt variant=cnl --seed "$seed"
+  run "baseline-seed$seed" --epochs "$EPOCHS" $SELECTED --method baseline --seed "$seed"
+  run "nl-seed$seed" --epochs "$EPOCHS" $SELECTED --method cnl --opt variant=nl --seed "$seed"
+  run "cnl-seed$seed" --epochs "$EPOCHS" $SELECTED --method cnl --opt variant=cnl --seed "$seed"
 done

@@ -15,27 +15,11 @@
 # selected settings (sweep.txt), they are used here too; otherwise the transfer profile's.
 set -euo pipefail
 R=${1:-results/cpu/coarse2fine-cub100}
-CUB=${CUB:-$(realpath ../shared/data/cub100-227px)}
-FGVC=${FGVC:-.venv/bin/fgvc}
-EPOCHS=${EPOCHS:-3}
 SEEDS=${SEEDS:-"0 1 2"}
-COMMON="--dataset cub_list --data-root $CUB --profile transfer --workers 1 --device cpu --quiet"
-SWEEP=results/cpu/real-recipe/sweep.txt
-SELECTED=""
-if [ -f "$SWEEP" ] && grep -q "selected on validation" "$SWEEP"; then
-  SELECTED=$(grep "selected on validation" "$SWEEP" | cut -d: -f1 | tr ',' '\n' \
-             | sed -E 's/^([a-z_]+)=(.*)$/--\1 \2/; s/_/-/g' | tr '\n' ' ')
-fi
-echo "selected on validation: ${SELECTED:-none recorded, transfer profile defaults}"
-run() {
-  local out=$1; shift
-  if grep -qs '"status": "finished"' "$R/$out/results.json"; then return; fi
-  if [ -f "$R/$out/checkpoint.pt" ]; then set -- "$@" --resume; fi
-  $FGVC train $COMMON --epochs "$EPOCHS" $SELECTED "$@" --out "$R/$out"
-}
+source "$(dirname "$0")/../recipe.sh"
 for seed in $SEEDS; do
-  run "baseline-seed$seed" --method baseline --seed "$seed"
-  run "c2f-ortho-seed$seed" --method coarse2fine --opt orthogonal_init=true --seed "$seed"
-  run "c2f-plaininit-seed$seed" --method coarse2fine --opt orthogonal_init=false --seed "$seed"
+  run "baseline-seed$seed" --epochs "$EPOCHS" $SELECTED --method baseline --seed "$seed"
+  run "c2f-ortho-seed$seed" --epochs "$EPOCHS" $SELECTED --method coarse2fine --opt orthogonal_init=true --seed "$seed"
+  run "c2f-plaininit-seed$seed" --epochs "$EPOCHS" $SELECTED --method coarse2fine --opt orthogonal_init=false --seed "$seed"
 done
 .venv/bin/fgvc results "$R"

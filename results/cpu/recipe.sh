@@ -1,0 +1,19 @@
+# Sourced by the results/cpu/*/run.sh scripts: the real-data recipe of results/cpu/real-recipe
+# (the CUB subset, the `transfer` profile) and a `run` that keeps finished runs and resumes
+# interrupted ones. Set R (the output folder) before sourcing; RUN_PREFIX (e.g. a `flock`)
+# wraps every training command.
+CUB=${CUB:-$(realpath ../shared/data/cub100-227px)}
+FGVC=${FGVC:-.venv/bin/fgvc}
+EPOCHS=${EPOCHS:-3}
+COMMON="--dataset cub_list --data-root $CUB --profile transfer --workers 1 --device cpu --quiet"
+# The settings the validation sweep of results/cpu/real-recipe selected (its flags), if any:
+# "backbone_lr_mult=1.0,bn_policy=frozen: ... <- selected" -> --backbone-lr-mult 1.0 --bn-policy frozen
+SELECTED=${SELECTED:-$(grep -s "selected on validation" results/cpu/real-recipe/sweep.txt | cut -d: -f1 \
+           | tr ',' '\n' | sed -E 's/^([a-z_]+)=(.*)$/--\1 \2/; s/_/-/g' | tr '\n' ' ' || true)}
+echo "selected on validation: ${SELECTED:-none recorded, transfer profile defaults}"
+run() {  # a finished run is kept; an interrupted one resumes
+  local out=$1; shift
+  if grep -qs '"status": "finished"' "$R/$out/results.json"; then return; fi
+  if [ -f "$R/$out/checkpoint.pt" ]; then set -- "$@" --resume; fi
+  ${RUN_PREFIX:-} $FGVC train $COMMON "$@" --out "$R/$out"
+}
