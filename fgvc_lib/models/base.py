@@ -38,14 +38,19 @@ class FGVCModel(nn.Module):
         self.backbone: Backbone = build_backbone(backbone, pretrained=pretrained, weights=weights)
 
     # -- training -------------------------------------------------------
+    def losses(self, out: ModelOutput, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The objective of one step: ``{"loss": total, **named terms}``. Default: the
+        cross-entropy of the final logits (in float32). A one-step method overrides only this."""
+        return {"loss": F.cross_entropy(out.logits.float(), targets)}
+
     def training_step(self, ctx: "StepContext", images: torch.Tensor,
                       targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Default: one cross-entropy step on the final logits."""
+        """Default: one forward, :meth:`losses`, one optimiser step; returns the terms."""
         with ctx.autocast():
             out = ctx.forward(images)
-            loss = F.cross_entropy(out.logits.float(), targets)
-        ctx.step(loss)
-        return {"loss": loss.detach()}
+        terms = self.losses(out, targets)
+        ctx.step(terms["loss"])
+        return {k: v.detach() for k, v in terms.items()}
 
     def set_bn_policy(self, policy: str) -> None:
         """How training treats the running statistics of the backbone's BatchNorm layers.

@@ -70,7 +70,6 @@ Choices where the paper is open:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -81,9 +80,6 @@ from fgvc_lib.methods.cn_cnn.pathways import (LEVELS, Alignment, Classifier, Hig
                                               LowHighPathway, resize_to)
 from fgvc_lib.models.base import FGVCModel
 from fgvc_lib.models.output import ModelOutput
-
-if TYPE_CHECKING:
-    from fgvc_lib.models.step import StepContext
 
 #: Backbone stage indices (of the four the library returns) used as S3, S4, S5.
 STAGE_INDICES = (1, 2, 3)
@@ -149,15 +145,6 @@ class CNCNN(FGVCModel):
         """``{"loss", "ce_S3", "ce_S4", "ce_S5"}`` in float32 (not detached)."""
         terms = {f"ce_{level}": F.cross_entropy(h.float(), targets) for level, h in out.heads.items()}
         return {"loss": sum(terms.values()), **terms}
-
-    def training_step(self, ctx: "StepContext", images: torch.Tensor,
-                      targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One forward, the sum of the three cross-entropies, one optimiser step."""
-        with ctx.autocast():
-            out = ctx.forward(images)
-        terms = self.losses(out, targets)
-        ctx.step(terms["loss"])
-        return {k: v.detach() for k, v in terms.items()}
 
     # -- attention ---------------------------------------------------------
     def cam_layers(self) -> dict[str, nn.Module]:

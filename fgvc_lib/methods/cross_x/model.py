@@ -156,7 +156,6 @@ Choices the paper leaves open, and where the authors' released code differs:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -171,9 +170,6 @@ from fgvc_lib.methods.cross_x.osme import OSME, is_resnet_block, part_activation
 from fgvc_lib.models.base import FGVCModel
 from fgvc_lib.models.blocks.pooling import global_pool
 from fgvc_lib.models.output import ModelOutput
-
-if TYPE_CHECKING:
-    from fgvc_lib.models.step import StepContext
 
 #: Level names used for heads, attention maps and extras: stage L, stage L-1, merged.
 TOP, MID, MERGED = "L", "L-1", "G"
@@ -369,15 +365,6 @@ class CrossX(FGVCModel):
                 heads[TOP], heads[level], detach_target=self.cl_detach_target)
                 for level in (MID, MERGED) if level in heads)
         return {"loss": ce + c3s + cl, "ce": ce, "c3s": c3s, "cl": cl}
-
-    def training_step(self, ctx: "StepContext", images: torch.Tensor,
-                      targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One forward, ``L = L_data + L_C3S + L_CL`` (Eq. (8)) in float32, one optimiser step."""
-        with ctx.autocast():
-            out = ctx.forward(images)
-        terms = self.losses(out, targets)
-        ctx.step(terms["loss"])
-        return {k: v.detach() for k, v in terms.items()}
 
     # -- attention ---------------------------------------------------------
     def cam_layers(self) -> dict[str, nn.Module]:
