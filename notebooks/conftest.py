@@ -4,30 +4,18 @@ pytest calls a conftest's run-time hooks only for items below its folder, so
 what concerns executing the chapters lives here, next to them (it applies
 whether or not ``tests/`` is collected in the same run):
 
-* the nbclient stall fix (``book/_ext/nbclient_poll.py``, also loaded by
-  ``tests/conftest.py`` and by the book build);
 * the per-notebook time budget.
+
+The nbclient stall fix is applied by the repository's root ``conftest.py``, which
+pytest loads for every item under the repository, tests and notebooks alike.
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 
-def _apply_nbclient_poll_patch() -> None:
-    if importlib.util.find_spec("nbclient") is None:
-        return
-    patch_file = Path(__file__).resolve().parents[1] / "book" / "_ext" / "nbclient_poll.py"
-    spec = importlib.util.spec_from_file_location("fgvc_book_nbclient_poll", patch_file)
-    assert spec is not None and spec.loader is not None, f"cannot load {patch_file}"
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.apply()  # idempotent; warns (does not fail) if the installed nbclient changed shape
-
-
-_apply_nbclient_poll_patch()
 
 # Every notebook that `pytest --nbmake` executes must finish within its budget
 # (NOTEBOOK_BUDGET_S per profile; 3 minutes in the smoke profile, the default).

@@ -1,33 +1,10 @@
 """Shared pytest configuration for the test suite."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-# --- nbclient stall fix (owned by the book; keep this block self-contained) ---
-# A notebook that imports torch and shows an ipywidgets `interact` cell can make
-# nbclient wait the *whole* cell timeout for a reply the kernel already sent
-# (jupyter/nbclient#312), which `pytest --nbmake` would pay on every run.
-# book/_ext/nbclient_poll.py (also a Sphinx extension of the book) replaces
-# nbclient's reply wait by short polling slices; apply it for this pytest process.
-# Nothing to do when nbclient is not installed (plain unit-test environments).
-
-
-def _apply_nbclient_poll_patch() -> None:
-    if importlib.util.find_spec("nbclient") is None:
-        return
-    patch_file = Path(__file__).resolve().parents[1] / "book" / "_ext" / "nbclient_poll.py"
-    spec = importlib.util.spec_from_file_location("fgvc_book_nbclient_poll", patch_file)
-    assert spec is not None and spec.loader is not None, f"cannot load {patch_file}"
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.apply()  # warns (does not fail) if the installed nbclient changed shape
-
-
-_apply_nbclient_poll_patch()
-# --- end of nbclient stall fix ---
 
 
 @pytest.fixture(scope="module")

@@ -281,9 +281,9 @@ def test_nbclient_patch_keeps_nbclients_timeout_handling():
 
 
 def test_nbclient_patch_is_applied_in_this_pytest_process():
-    # tests/conftest.py applies it, so `pytest --nbmake` runs get it too
+    # the root conftest.py applies it, so `pytest --nbmake` runs get it too
     nbclient = pytest.importorskip("nbclient")
     method = nbclient.NotebookClient._async_poll_for_reply
-    assert getattr(method, "_fgvc_sliced_poll", False), "tests/conftest.py did not apply the patch"
+    assert getattr(method, "_fgvc_sliced_poll", False), "conftest.py did not apply the patch"
     module = _load_book_module("_ext/nbclient_poll.py")
     assert module.is_applied() and module.apply()  # idempotent across module copies
