@@ -109,9 +109,11 @@ def recorded_options(spec: dict[str, Any]) -> dict[str, Any]:
     ``legacy_defaults``), so that a default changed since is not mistaken for what
     the run did.
     """
-    if "resolved_options" in spec:
-        return dict(spec["resolved_options"])
     method = get_spec(spec["method"])
+    if "resolved_options" in spec:
+        # An option missing from a resolved record was added after the run: the run did
+        # what the code did before it existed (its legacy value), else its default.
+        return {**method.default_options(), **method.legacy_defaults, **spec["resolved_options"]}
     return {**method.default_options(), **method.legacy_defaults, **spec.get("options", {})}
 
 

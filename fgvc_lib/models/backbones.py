@@ -158,11 +158,49 @@ class Backbone(nn.Module):
         """The module whose output is returned stage ``index`` (0..3)."""
         return self.body.get_submodule(self.stage_names[index])
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, depth: int | None = None) -> list[torch.Tensor]:
+        """The stage maps ``[s2, s3, s4, s5]``; with ``depth=d`` only ``[s2 .. s(d+2)]``,
+        computed without running the deeper stages where the network allows it (a
+        step that needs stage 3 only, e.g. CMAL-Net's shallow experts, skips the rest).
+        The maps returned are the same either way."""
+        if depth is not None and not 0 <= depth <= 3:
+            raise FGVCError(f"Backbone.forward: depth must be a stage index 0..3, got {depth!r}",
+                            "pass depth=None for all four stages")
+        if depth is not None and depth < 3:
+            prefix = self._forward_prefix(x, depth)
+            if prefix is not None:
+                return prefix
         stages = list(self.body(x))
         for layer in self.feature_head:
             stages[-1] = self.body.get_submodule(layer)(stages[-1])
-        return stages
+        return stages if depth is None else stages[:depth + 1]
+
+    def _forward_prefix(self, x: torch.Tensor, depth: int) -> list[torch.Tensor] | None:
+        """Stages ``0..depth`` (< 3) run module by module, stopping after the last tap;
+        None where the timm feature wrapper has no known module order (the caller then
+        runs the whole network and slices)."""
+        from timm.models._features import FeatureDictNet
+
+        body, stages = self.body, []
+        if isinstance(body, FeatureDictNet):  # ResNets, TResNet, Inception: a module list
+            for name, module in body.items():
+                x = module(x)
+                if name in body.return_layers:
+                    stages.append(x[0] if isinstance(x, (tuple, list)) else x)
+                    if len(stages) > depth:
+                        return stages
+            return None
+        taps = getattr(body, "_stage_out_idx", None)  # timm's EfficientNetFeatures: its stages
+        if taps is None or getattr(body, "feature_hooks", True) is not None:
+            return None
+        x = body.bn1(body.conv_stem(x))
+        for i, block in enumerate([nn.Identity(), *body.blocks]):  # tap 0 is the stem
+            x = block(x)
+            if i in taps:
+                stages.append(x)
+                if len(stages) > depth:
+                    return stages
+        return None
 
 
 def input_normalization(model: nn.Module) -> Normalization:

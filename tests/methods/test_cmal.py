@@ -195,9 +195,9 @@ class RecordingContext(StepContext):
         self.moved: list[set[str]] = []
         inner = self.forward
 
-        def forward(x):
+        def forward(x, **kwargs):
             self.inputs.append(x.clone())
-            out = inner(x)
+            out = inner(x, **kwargs)
             self.outputs.append(out)
             return out
 
@@ -259,6 +259,89 @@ def test_each_step_moves_only_its_own_parts(recorded_step):
         backbone_all | heads | {"concat"},                                  # 5: concat, raw
     ]
     assert [_groups(m) for m in ctx.moved] == expected
+
+
+def _bn_modules(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+
+
+@pytest.mark.parametrize("augmentation", ["mda", "raw"])
+def test_truncated_steps_train_exactly_like_full_passes(augmentation):
+    """Issue: steps 2..N need the backbone only up to their expert. Cutting the passes
+    short must not change a loss or a gradient: same losses, same weights after the
+    N+2 steps. Only running statistics of the parts a step skips see fewer batches."""
+    images, targets = _batch(px=64)
+    runs = {}
+    for truncated in (False, True):
+        model = _model(seed=2, t=0.7, augmentation=augmentation,
+                       truncated_steps=truncated).train()
+        losses = model.training_step(_ctx(model, seed=3), images, targets)
+        runs[truncated] = (model, losses)
+    (full, l_full), (cut, l_cut) = runs[False], runs[True]
+    assert l_full.keys() == l_cut.keys()
+    for k in l_full:
+        assert torch.allclose(l_full[k], l_cut[k], rtol=1e-5, atol=1e-6), k
+    for (name, a), b in zip(full.named_parameters(), cut.parameters()):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), name
+    bn_full, bn_cut = _bn_modules(full), _bn_modules(cut)
+    # Counted by hand for N = 3 (steps: all, up to layer3, up to layer2, all, all; with a
+    # baseline step 1 reads expert 3's branch only); batches seen by each part:
+    step1_all = augmentation == "mda"
+    expected = {"backbone.body.bn1": 5, "backbone.body.layer2.0.bn1": 5,
+                "backbone.body.layer3.0.bn1": 4, "backbone.body.layer4.0.bn1": 3,
+                "experts.0.reduce.1": 3 + step1_all, "experts.1.reduce.1": 3 + step1_all,
+                "experts.2.reduce.1": 3, "classifiers.0.net.0": 2 + step1_all,
+                "classifiers.2.net.0": 2, "concat_classifier.net.0": 2 + step1_all}
+    assert {n: int(bn_cut[n].num_batches_tracked) for n in expected} == expected
+    assert all(int(m.num_batches_tracked) == 5 for m in bn_full.values())
+
+
+def test_truncated_steps_save_work_and_old_records_read_as_full_passes():
+    from fgvc_lib.methods import recorded_options
+    from fgvc_lib.reports.cost import training_step_flops
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    images, targets = _batch(px=64)
+    flops = {t: training_step_flops(_model(truncated_steps=t), images, targets).total
+             for t in (False, True)}
+    # Autograd already skips the backward of what a loss does not read; the saving is
+    # the forward of the deeper stages and the other heads (at C_v = 16 and 64 px, ~5%;
+    # results/cpu/flops has ResNet-50 at 448 px).
+    assert flops[True] < flops[False]
+
+    def forward_flops(model, **kwargs) -> int:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(images, **kwargs)
+        return counter.get_total_flops()
+
+    model = _model().train()
+    whole = forward_flops(model)
+    # ResNet-18's four stages cost about the same: expert 1 (layer2) reads ~3/5 of the
+    # network, expert 2 (layer3) ~4/5.
+    assert forward_flops(model, only="p1") < 0.65 * whole
+    assert forward_flops(model, only="p2") < 0.85 * whole
+    assert get_spec("cmal").options().truncated_steps is True
+    spec = _model().fgvc_spec
+    old = {**spec, "resolved_options": {k: v for k, v in spec["resolved_options"].items()
+                                        if k != "truncated_steps"}}
+    assert recorded_options(old)["truncated_steps"] is False
+    assert recorded_options(spec)["truncated_steps"] is True
+
+
+def test_partial_passes_compute_the_same_scores_as_the_full_pass():
+    model = _model(seed=4).eval()
+    model.test_on_oval = False
+    images, _ = _batch(px=64)
+    with torch.no_grad():
+        full = model(images).heads
+        for only in ("p1", "p2", "p3", "p_oval"):
+            assert set(model(images, only=only).heads) == {only}
+            assert torch.allclose(model(images, only=only).heads[only], full[only], atol=1e-5)
+        scores = model(images, only="scores").heads
+    assert set(scores) == {"p1", "p2", "p3", "p_oval"}
+    with pytest.raises(FGVCError, match="use one of: p1, p2, p3, scores, p_oval"):
+        model(images, only="p9")
 
 
 def test_mda_draw_picks_per_sample_or_per_batch():

@@ -65,8 +65,9 @@ def test_an_old_spec_without_resolved_options_reads_with_the_defaults_of_its_tim
     assert recorded_options({"method": "cross_x", "options": {"data_loss": "summed_logits"}})[
         "data_loss"] == "summed_logits", "a given option wins"
     assert options["merge_order"] == "eq5", "Cross-X's merge before it became FPN-ordered"
-    # CMAL-Net drew its MDA input per image before the per-batch default.
-    assert recorded_options({"method": "cmal", "options": {}}) == {**default_options("cmal"),
-                                                                   "mda_draw": "sample"}
+    # CMAL-Net drew its MDA input per image before the per-batch default, and ran every
+    # step through the whole network before truncated steps.
+    assert recorded_options({"method": "cmal", "options": {}}) == {
+        **default_options("cmal"), "mda_draw": "sample", "truncated_steps": False}
     new = build_model("cross_x", 5, backbone="resnet18").fgvc_spec
     assert recorded_options(new) == new["resolved_options"]

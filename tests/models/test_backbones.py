@@ -117,3 +117,23 @@ def test_input_normalization_reads_a_models_backbone() -> None:
     assert input_normalization(model) == ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6))
     with pytest.raises(FGVCError, match="no fgvc Backbone"):
         input_normalization(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0"])
+def test_a_shallow_forward_returns_the_same_maps_and_skips_the_deeper_stages(name):
+    """``depth=d`` gives stages 0..d exactly as the full pass does, without running stage 3."""
+    torch.manual_seed(0)
+    backbone = build_backbone(name).eval()
+    ran = []
+    backbone.stage_module(3).register_forward_hook(lambda *_: ran.append(True))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        full = backbone(x)
+        assert ran == [True]
+        for depth in (0, 1, 2):
+            part = backbone(x, depth=depth)
+            assert len(part) == depth + 1
+            assert all(torch.equal(a, b) for a, b in zip(part, full))
+    assert ran == [True]  # only the full pass ran the last stage
+    with pytest.raises(FGVCError, match="depth must be a stage index"):
+        backbone(x, depth=4)

@@ -44,7 +44,8 @@ SPEC = MethodSpec(
     released_loop=ReleasedLoop(54.0, 3.0, "ResNet-50, 448 px, batch 16, H100"),
     tables_file=Path(__file__).with_name("tables.json"),
     # mda_draw was "sample" (per image) before it became "batch"; records made before
-    # resolved_options existed ran with the old default.
-    legacy_defaults={"mda_draw": "sample"}, chapter="02_cmal_net")
+    # resolved_options existed ran with the old default. Records made before
+    # truncated_steps existed ran every step through the whole network.
+    legacy_defaults={"mda_draw": "sample", "truncated_steps": False}, chapter="02_cmal_net")
 
 __all__ = ["AUGMENTATIONS", "CMALOptions", "CMAL_BACKBONE_RECIPE", "CMAL_RECIPE", "SPEC"]

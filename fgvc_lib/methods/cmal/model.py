@@ -24,7 +24,8 @@ fraction of the image side, 0), ``classifier`` (``mlp`` | ``linear``),
 ``expert_stages`` (backbone maps, ``(1, 2, 3)``), ``second_order_dim``
 (channels before bilinear / covariance pooling, 128), ``mix_alpha``
 (Beta parameter of the mixing baselines, 1.0), ``test_on_oval`` (evaluate on
-raw + ``A_oval``, True).
+raw + ``A_oval``, True), ``truncated_steps`` (each step computes only what its
+loss needs, True).
 
 Implementation notes
 --------------------
@@ -71,14 +72,22 @@ Where the paper leaves a choice open, this implementation decides as follows.
    ``sum_n CE(p_n^A) + CE(p_oval^A)``; step N+2: ``CE(p_oval)``, all in
    float32, as Algorithm 1 writes them. (The released code weighs the
    concatenation twice in steps N+1 and N+2.)
-9. **Full forward at every step.** Each step runs the whole network, as the
-   released code does, and optimises only its own loss. ``StepContext.step``
-   zeroes gradients with ``set_to_none``, so parameters outside the step's
-   loss have no gradient and SGD leaves them untouched that step: no
-   momentum and no weight-decay update either (e.g. step 1 moves neither the
-   heads of experts 1..N-1 nor the concatenation classifier; step N+2 does
-   not move the expert classifiers). BatchNorm running statistics of every
-   head are still refreshed by every forward. Under DDP this needs
+9. **Each step computes what its loss needs** (``truncated_steps=True``,
+   default). Steps 2..N train expert n alone: their forward runs the backbone
+   only up to expert n's stage, then expert n's head and classifier
+   (``forward(x, only="p<n>")``); step N+1 skips the CAMs; step N+2 (the
+   concatenation) skips the expert classifiers and the CAMs; step 1 runs
+   everything, because its CAMs make the crops (with a Table 2 baseline,
+   which needs no crops, it runs expert N's branch only). Losses and gradients
+   are exactly those of the full pass; what changes is that BatchNorm running
+   statistics of the parts a step skips are refreshed in fewer steps (e.g.
+   ResNet ``layer4`` in three of five steps). ``truncated_steps=False`` runs
+   the whole network at every step, as the released code does.
+   ``StepContext.step`` zeroes gradients with ``set_to_none``, so parameters
+   outside the step's loss have no gradient and SGD leaves them untouched that
+   step: no momentum and no weight-decay update either (e.g. step 1 moves
+   neither the heads of experts 1..N-1 nor the concatenation classifier; step
+   N+2 does not move the expert classifiers). Under DDP this needs
    ``find_unused_parameters=True`` (``ddp_find_unused_parameters``).
 10. **Score fusion.** The paper "averages" the 2(N+1) prediction scores; the
     released code sums logits. ``fusion="logits"`` (default) averages logits
@@ -276,6 +285,7 @@ class CMALNet(FGVCModel):
         #: Evaluate on raw + A_oval (True) or on the raw image only (Table 9 "RAW";
         #: also what Grad-CAM wants: one pass through every layer).
         self.test_on_oval = options.test_on_oval
+        self.truncated_steps = options.truncated_steps
         hidden = cv // 2 if classifier == "mlp" else None
         channels = self.backbone.channels
         self.experts = nn.ModuleList(
@@ -348,13 +358,20 @@ class CMALNet(FGVCModel):
             return stacked.mean(dim=0)
         return stacked.softmax(dim=-1).mean(dim=0).clamp_min(1e-12).log()
 
-    def forward(self, x: torch.Tensor) -> ModelOutput:
+    def forward(self, x: torch.Tensor, only: str | None = None) -> ModelOutput:
         """Train mode (or ``test_on_oval=False``): the N+1 scores on ``x`` and the
         experts' CAMs. Eval mode: also the N+1 scores on the crop ``A_oval``;
-        ``logits`` fuses all 2(N+1) (``heads["fusion"]``)."""
+        ``logits`` fuses all 2(N+1) (``heads["fusion"]``).
+
+        ``only`` computes part of a training pass (implementation note 9):
+        ``"p<n>"`` expert n's score alone (the backbone up to its stage),
+        ``"scores"`` the N+1 scores without CAMs, ``"p_oval"`` the concatenation's
+        score alone; ``logits`` is then that score (``"scores"``: ``p_oval``)."""
         if x.ndim != 4:
             raise FGVCError(f"CMAL-Net expects images (B, C, H, W), got shape {tuple(x.shape)}",
                             "add the batch dimension")
+        if only is not None:
+            return self._partial_pass(x, only)
         scores, oval, maps = self.expert_pass(x)
         cams = self.expert_cams(maps, [s.detach().argmax(dim=1) for s in scores])
         heads = {f"p{i + 1}": s for i, s in enumerate(scores)}
@@ -378,6 +395,31 @@ class CMALNet(FGVCModel):
         return ModelOutput(logits=heads["fusion"], heads=heads, attention=attention,
                            extras={"boxes": boxes})
 
+    def _partial_pass(self, x: torch.Tensor, only: str) -> ModelOutput:
+        """What one training step's loss reads, and nothing else (note 9)."""
+        names = [f"p{i + 1}" for i in range(self.num_experts)]
+        if only in names:
+            i = names.index(only)
+            stage = self.expert_stages[i]
+            v, _ = self.experts[i](self.backbone(x, depth=stage)[stage])
+            score = self.classifiers[i](v)
+            return ModelOutput(logits=score, heads={only: score})
+        if only not in ("scores", "p_oval"):
+            raise FGVCError(f"CMAL-Net: unknown partial pass only={only!r}",
+                            f"use one of: {', '.join(names)}, scores, p_oval (or None)")
+        stages = self.backbone(x)
+        descriptors = [head(stages[s])[0] for head, s in zip(self.experts, self.expert_stages)]
+        oval = self.concat_classifier(torch.cat(descriptors, dim=1))
+        heads = {"p_oval": oval}
+        if only == "scores":
+            heads.update({n: clf(v) for n, clf, v in zip(names, self.classifiers, descriptors)})
+        return ModelOutput(logits=oval, heads=heads)
+
+    def _pass_for(self, loss_reads: str) -> str | None:
+        """The ``only`` argument of a step whose loss reads ``loss_reads`` (None: the
+        whole pass, when ``truncated_steps`` is off)."""
+        return loss_reads if self.truncated_steps else None
+
     # -- training: Algorithm 1 ---------------------------------------------------
     def training_step(self, ctx: "StepContext", images: torch.Tensor,
                       targets: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -398,12 +440,14 @@ class CMALNet(FGVCModel):
         losses: dict[str, torch.Tensor] = {}
         total = torch.zeros((), device=images.device)
 
-        # Step 1 (lines 5-9): the deepest expert on the raw input.
+        # Step 1 (lines 5-9): the deepest expert on the raw input; with MDA its pass
+        # also gives every expert's CAM, hence the crops.
+        mda = self.augmentation == "mda"
         with ctx.autocast():
-            out = ctx.forward(images)
+            out = ctx.forward(images, only=None if mda else self._pass_for(f"p{n_exp}"))
             loss = _ce(out.heads[f"p{n_exp}"], targets)
         crops: list[torch.Tensor] = []
-        if self.augmentation == "mda":
+        if mda:
             crops = self._mda_crops(out, images, targets)  # [A_1 .. A_N, A_oval], detached
         ctx.step(loss)
         losses[f"loss_{n_exp}"] = loss.detach()
@@ -413,7 +457,7 @@ class CMALNet(FGVCModel):
         for n in range(n_exp - 1, 0, -1):
             batch = self._step_input(ctx.generator, images, targets, crops, expert=n)
             with ctx.autocast():
-                out = ctx.forward(batch.images)
+                out = ctx.forward(batch.images, only=self._pass_for(f"p{n}"))
                 loss = batch.loss(out.heads[f"p{n}"])
             ctx.step(loss)
             losses[f"loss_{n}"] = loss.detach()
@@ -422,7 +466,7 @@ class CMALNet(FGVCModel):
         # Step N+1 (lines 20-29): every expert and the concatenation on A_oval.
         batch = self._step_input(ctx.generator, images, targets, crops, expert=None)
         with ctx.autocast():
-            out = ctx.forward(batch.images)
+            out = ctx.forward(batch.images, only=self._pass_for("scores"))
             loss_oval_a = batch.loss(out.heads["p_oval"])
             loss = loss_oval_a
             for i in range(n_exp):
@@ -433,7 +477,7 @@ class CMALNet(FGVCModel):
 
         # Step N+2 (lines 30-39): the concatenation on the raw input.
         with ctx.autocast():
-            out = ctx.forward(images)
+            out = ctx.forward(images, only=self._pass_for("p_oval"))
             loss = _ce(out.heads["p_oval"], targets)
         ctx.step(loss)
         losses[f"loss_{n_exp + 2}"] = loss.detach()

@@ -28,6 +28,8 @@ class CMALOptions(MethodOptions):
     second_order_dim: channels before bilinear / covariance pooling (note 12).
     mix_alpha: Beta parameter of the mixing baselines.
     test_on_oval: evaluate on raw + A_oval (True) or the raw image only.
+    truncated_steps: each optimiser step computes only what its loss needs (note 9);
+        False runs the whole network at every step, as the released code does.
     """
 
     method_title: ClassVar[str] = "CMAL-Net"
@@ -45,6 +47,7 @@ class CMALOptions(MethodOptions):
     second_order_dim: int = 128
     mix_alpha: float = 1.0
     test_on_oval: bool = True
+    truncated_steps: bool = True
 
     def __post_init__(self) -> None:
         if self.augmentation in ("comixup", "co_mixup", "co-mixup"):
