@@ -96,6 +96,21 @@ def load_results(path: str | Path) -> dict[str, Any]:
         return json.load(fh)
 
 
+def _record_files(root: Path) -> list[Path]:
+    """Every ``results.json`` under ``root``, sorted, following linked folders (a sweep may
+    reuse another sweep's run through a symlink: the run is then listed under both
+    paths); a link back into its own ancestors is not followed."""
+    files = []
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        here = Path(folder)
+        ancestors = {os.path.realpath(p) for p in here.parents}
+        dirs[:] = sorted(d for d in dirs if os.path.realpath(here / d) not in ancestors
+                         and os.path.realpath(here / d) != os.path.realpath(here))
+        if RESULTS_FILE in names:
+            files.append(here / RESULTS_FILE)
+    return sorted(files)
+
+
 def find_runs(root: str | Path, kind: str = "run", **filters: Any) -> list[dict[str, Any]]:
     """All finished records of ``kind`` under ``root`` whose config matches ``filters``
     (e.g. ``method="cmal", profile="gpu"``); each record gets ``"path"``.
@@ -105,7 +120,7 @@ def find_runs(root: str | Path, kind: str = "run", **filters: Any) -> list[dict[
     or ``"any"``.
     """
     runs = []
-    for path in sorted(Path(root).rglob(RESULTS_FILE)):
+    for path in _record_files(Path(root)):
         try:
             rec = load_results(path)
         except (OSError, json.JSONDecodeError):

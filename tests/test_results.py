@@ -42,3 +42,22 @@ def test_find_runs_keeps_probes_apart_from_training_runs(tmp_path):
     assert [r["path"].split("/")[-1] for r in find_runs(tmp_path, method="baseline")] == ["run"]
     assert [r["path"].split("/")[-1] for r in find_runs(tmp_path, "probe")] == ["probe"]
     assert len(find_runs(tmp_path, "any")) == 2
+
+
+def test_find_runs_follows_a_linked_run_folder_but_not_a_loop(tmp_path):
+    """A sweep that reuses another sweep's run through a symlink lists it under both
+    paths; a link back to an ancestor does not make the search loop."""
+    import json
+    from pathlib import Path
+
+    from fgvc_lib.results import find_runs
+
+    run = tmp_path / "sweep-lr" / "lr=0.1"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps(
+        {"status": "finished", "config": {"method": "baseline"}}))
+    (tmp_path / "sweep-bn").mkdir()
+    (tmp_path / "sweep-bn" / "bn_policy=frozen").symlink_to(run, target_is_directory=True)
+    (run / "back").symlink_to(tmp_path, target_is_directory=True)
+    paths = [Path(r["path"]).relative_to(tmp_path).as_posix() for r in find_runs(tmp_path)]
+    assert paths == ["sweep-bn/bn_policy=frozen", "sweep-lr/lr=0.1"]

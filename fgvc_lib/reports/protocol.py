@@ -37,7 +37,14 @@ SAME_RECIPE_KEYS: tuple[str, ...] = (
     "max_train_samples", "max_test_samples", "val_fraction", "label_smoothing")
 
 
+#: The test metrics of the epoch the validation split chose (``best.pt``), recorded by the
+#: trainer beside those of the last epoch (``test``).
+SELECTED_SPLIT = "test_best_val"
+
+
 def _value(record: Mapping[str, Any], metric: str, head: str, split: str) -> float:
+    if split == SELECTED_SPLIT and SELECTED_SPLIT not in record.get("metrics", {}):
+        split = "test"  # no validation split (or a record from before it): the last epoch
     try:
         return float(record["metrics"][split][head][metric])
     except KeyError as exc:
@@ -52,8 +59,9 @@ def optimizer_steps(record: Mapping[str, Any]) -> float:
 
 
 def seed_stats(records: Sequence[Mapping[str, Any]], metric: str = "top1",
-               head: str = "final", split: str = "test") -> dict[str, Any]:
-    """Mean, sample standard deviation, count and the per-seed values of ``metric``."""
+               head: str = "final", split: str = SELECTED_SPLIT) -> dict[str, Any]:
+    """Mean, sample standard deviation, count and the per-seed values of ``metric``; by
+    default on the test set at the epoch each run's validation split selected."""
     if not records:
         raise FGVCError("no runs to summarise", "train the rows first (three seeds each)")
     by_seed = sorted(((int(r["config"].get("seed", 0)), _value(r, metric, head, split))
@@ -97,7 +105,7 @@ def comparison_table(groups: Mapping[str, Sequence[Mapping[str, Any]]],
                      claims: Mapping[str, bool] | None = None, metric: str = "top1",
                      head: str = "final", check_recipe: bool = True):
     """One row per label of ``groups`` (label -> that row's seed runs): mean +- std of the
-    test ``metric``, seeds, epochs, optimiser steps, the difference to ``reference`` and,
+    test ``metric`` at the epoch each run's validation split selected, seeds, epochs, optimiser steps, the difference to ``reference`` and,
     where ``claims`` gives the paper's direction for a label, the verdict. The probe record
     (:func:`fgvc_lib.engine.probe.run_probe`) becomes the first row.
 

@@ -54,3 +54,13 @@ def test_the_table_puts_the_probe_first_and_refuses_an_unfair_recipe():
     groups["method"][0]["config"]["lr"] = 0.1
     with pytest.raises(FGVCError, match="lr"):
         comparison_table(groups)
+
+
+def test_runs_are_read_at_the_epoch_their_validation_split_chose():
+    """The test accuracy of ``best.pt`` (``test_best_val``), not the last epoch's; a record
+    without a validation split falls back to the last epoch."""
+    selected = _run(80.0, 0)
+    selected["metrics"]["test_best_val"] = {"final": {"top1": 83.0}}
+    assert seed_stats([selected])["values"] == [83.0]
+    assert seed_stats([selected], split="test")["values"] == [80.0]
+    assert seed_stats([_run(80.0, 1)])["values"] == [80.0]

@@ -33,6 +33,7 @@ from matplotlib.patches import Rectangle
 
 from fgvc_lib.errors import FGVCError
 from fgvc_lib.reports.speed import bench_device, bench_measures
+from fgvc_lib.reports.diagrams import draw_arrow, draw_box
 
 #: Our attention map behind each column of Tables 5-6 (model, name in ``attention_report``).
 ATTENTION_COLUMNS: dict[str, tuple[str, str]] = {
@@ -248,20 +249,6 @@ __all__ = [
 
 # ---------------------------------------------------------------- the method, drawn
 
-def _box(ax, xy, w, h, text, color, fontsize=10, **kw):
-    from matplotlib.patches import FancyBboxPatch
-
-    ax.add_patch(FancyBboxPatch(xy, w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
-                                facecolor=color, edgecolor="0.25", linewidth=1.0, **kw))
-    ax.text(xy[0] + w / 2, xy[1] + h / 2, text, ha="center", va="center", fontsize=fontsize)
-
-
-def _arrow(ax, start, end, color="0.2", style="-|>", ls="-", lw=1.2, rad=0.0):
-    from matplotlib.patches import FancyArrowPatch
-
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=11, color=color,
-                                 linestyle=ls, linewidth=lw,
-                                 connectionstyle=f"arc3,rad={rad}"))
 
 
 def method_diagram(num_experts: int = 3) -> Figure:
@@ -279,29 +266,29 @@ def method_diagram(num_experts: int = 3) -> Figure:
     stage_colors = ["#dfe7f2"] * 2 + ["#c6dbef", "#9ecae1", "#6baed6"]
     expert_colors = ["#fdd0a2", "#fdae6b", "#fd8d3c"]
     # input and the five stages
-    _box(ax, (0.2, 7.2), 1.4, 1.2, "input\nimage", "#eeeeee")
+    draw_box(ax, (0.2, 7.2), 1.4, 1.2, "input\nimage", "#eeeeee")
     xs = [2.0 + 1.75 * i for i in range(5)]
     for i, x in enumerate(xs):
-        _box(ax, (x, 7.2), 1.5, 1.2, f"stage {i + 1}", stage_colors[i])
-        _arrow(ax, ((xs[i - 1] + 1.5) if i else 1.6, 7.8), (x, 7.8))
+        draw_box(ax, (x, 7.2), 1.5, 1.2, f"stage {i + 1}", stage_colors[i])
+        draw_arrow(ax, ((xs[i - 1] + 1.5) if i else 1.6, 7.8), (x, 7.8))
     # experts on stages 3, 4, 5
     heads_y, clf_y, cam_y = 5.4, 3.85, 2.3
     for n in range(3):
         x = xs[2 + n]
-        _arrow(ax, (x + 0.75, 7.2), (x + 0.75, heads_y + 1.1))
-        _box(ax, (x, heads_y), 1.5, 1.1, f"$F_{n + 1}$\nconv, BN,\nELU, GMP", expert_colors[n],
+        draw_arrow(ax, (x + 0.75, 7.2), (x + 0.75, heads_y + 1.1))
+        draw_box(ax, (x, heads_y), 1.5, 1.1, f"$F_{n + 1}$\nconv, BN,\nELU, GMP", expert_colors[n],
              fontsize=9)
-        _arrow(ax, (x + 1.0, heads_y), (x + 1.0, clf_y + 0.9))
-        _box(ax, (x + 0.55, clf_y), 0.9, 0.9, f"$p_{n + 1}$", expert_colors[n])
-        _arrow(ax, (x + 0.3, heads_y), (x + 0.3, cam_y + 0.9), ls="--", color="tab:red")
-        _box(ax, (x, cam_y), 1.5, 0.9, f"CAM, box\n$\\mathcal{{A}}_{n + 1}$", "#fee0d2",
+        draw_arrow(ax, (x + 1.0, heads_y), (x + 1.0, clf_y + 0.9))
+        draw_box(ax, (x + 0.55, clf_y), 0.9, 0.9, f"$p_{n + 1}$", expert_colors[n])
+        draw_arrow(ax, (x + 0.3, heads_y), (x + 0.3, cam_y + 0.9), ls="--", color="tab:red")
+        draw_box(ax, (x, cam_y), 1.5, 0.9, f"CAM, box\n$\\mathcal{{A}}_{n + 1}$", "#fee0d2",
              fontsize=9)
     # concatenation
-    _box(ax, (xs[4] + 1.9, clf_y), 1.6, 0.9, "$p_{oval}$", "#fdbe85")
-    _arrow(ax, (xs[4] + 1.5, heads_y + 0.55), (xs[4] + 2.7, clf_y + 0.9), rad=-0.2)
+    draw_box(ax, (xs[4] + 1.9, clf_y), 1.6, 0.9, "$p_{oval}$", "#fdbe85")
+    draw_arrow(ax, (xs[4] + 1.5, heads_y + 0.55), (xs[4] + 2.7, clf_y + 0.9), rad=-0.2)
     ax.text(xs[4] + 2.7, heads_y + 0.75, "concat\n$v_1, v_2, v_3$", ha="center", fontsize=9)
-    _box(ax, (xs[4] + 1.9, cam_y), 1.6, 0.9, "mean map\n$\\mathcal{A}_{oval}$", "#fcbba1", fontsize=9)
-    _arrow(ax, (xs[4] + 1.5, cam_y + 0.45), (xs[4] + 1.9, cam_y + 0.45), color="tab:red")
+    draw_box(ax, (xs[4] + 1.9, cam_y), 1.6, 0.9, "mean map\n$\\mathcal{A}_{oval}$", "#fcbba1", fontsize=9)
+    draw_arrow(ax, (xs[4] + 1.5, cam_y + 0.45), (xs[4] + 1.9, cam_y + 0.45), color="tab:red")
     # crops go back to the input
     ax.annotate("", xy=(0.9, 7.2), xytext=(xs[2], cam_y + 0.45),
                 arrowprops=dict(arrowstyle="-|>", color="tab:red", linestyle="--",

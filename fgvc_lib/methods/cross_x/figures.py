@@ -56,6 +56,7 @@ import torch.nn as nn
 from matplotlib.figure import Figure
 
 from fgvc_lib.errors import FGVCError
+from fgvc_lib.reports.diagrams import draw_arrow, draw_box
 
 #: The order of Fig. 5's columns: (b) stage L-1, (c) stage L, (d) merged maps.
 LEVEL_ORDER = ("L-1", "L", "G")
@@ -376,19 +377,6 @@ def excitation_report(model: nn.Module, dataset, image_size: int, normalizer: nn
 
 # ---------------------------------------------------------------- the method, drawn
 
-def _box(ax, xy, w, h, text, color, fontsize=10):
-    from matplotlib.patches import FancyBboxPatch
-
-    ax.add_patch(FancyBboxPatch(xy, w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
-                                facecolor=color, edgecolor="0.25", linewidth=1.0))
-    ax.text(xy[0] + w / 2, xy[1] + h / 2, text, ha="center", va="center", fontsize=fontsize)
-
-
-def _arrow(ax, start, end, color="0.2", ls="-", rad=0.0, lw=1.2):
-    from matplotlib.patches import FancyArrowPatch
-
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=11, color=color,
-                                 linestyle=ls, linewidth=lw, connectionstyle=f"arc3,rad={rad}"))
 
 
 def method_diagram():
@@ -405,48 +393,48 @@ def method_diagram():
     ax.axis("off")
     blue, red, orange, grey = "#c6dbef", "#fcbba1", "#fdd0a2", "#eeeeee"
     y0 = 7.2
-    _box(ax, (0.2, y0), 1.3, 1.1, "input", grey)
-    _box(ax, (1.9, y0), 1.9, 1.1, "stages\n1 .. L-2", "#e5e5e5")
-    _box(ax, (4.2, y0), 2.2, 1.1, "stage L-1\n+ OSME", blue)
-    _box(ax, (6.8, y0), 2.2, 1.1, "stage L\n+ OSME", red)
+    draw_box(ax, (0.2, y0), 1.3, 1.1, "input", grey)
+    draw_box(ax, (1.9, y0), 1.9, 1.1, "stages\n1 .. L-2", "#e5e5e5")
+    draw_box(ax, (4.2, y0), 2.2, 1.1, "stage L-1\n+ OSME", blue)
+    draw_box(ax, (6.8, y0), 2.2, 1.1, "stage L\n+ OSME", red)
     for a, b in ((1.5, 1.9), (3.8, 4.2), (6.4, 6.8)):
-        _arrow(ax, (a, y0 + 0.55), (b, y0 + 0.55))
+        draw_arrow(ax, (a, y0 + 0.55), (b, y0 + 0.55))
     # OSME part maps
-    _box(ax, (4.2, 5.2), 2.2, 0.9, "$U^{L-1}_1,\\ U^{L-1}_2$\nstride 16", blue, fontsize=9)
-    _box(ax, (6.8, 5.2), 2.2, 0.9, "$U^{L}_1,\\ U^{L}_2$\nstride 32", red, fontsize=9)
-    _arrow(ax, (5.3, y0), (5.3, 6.1))
-    _arrow(ax, (7.9, y0), (7.9, 6.1))
+    draw_box(ax, (4.2, 5.2), 2.2, 0.9, "$U^{L-1}_1,\\ U^{L-1}_2$\nstride 16", blue, fontsize=9)
+    draw_box(ax, (6.8, 5.2), 2.2, 0.9, "$U^{L}_1,\\ U^{L}_2$\nstride 32", red, fontsize=9)
+    draw_arrow(ax, (5.3, y0), (5.3, 6.1))
+    draw_arrow(ax, (7.9, y0), (7.9, 6.1))
     ax.text(6.6, 6.45, "$m^p \\odot U$: one squeeze,\nP = 2 excitations", ha="center", fontsize=9)
     # merge, Eq. (5)
-    _box(ax, (4.6, 2.9), 4.0, 1.3, "merge, Eq. (5): $K_1$ (1x1) on $U^L_p$,\nup-sample, add $U^{L-1}_p$,"
+    draw_box(ax, (4.6, 2.9), 4.0, 1.3, "merge, Eq. (5): $K_1$ (1x1) on $U^L_p$,\nup-sample, add $U^{L-1}_p$,"
          "\n$K_2$ (3x3) on the sum, BN", orange, fontsize=9)
-    _arrow(ax, (5.3, 5.2), (5.6, 4.2))
-    _arrow(ax, (7.9, 5.2), (7.6, 4.2))
-    _box(ax, (5.5, 1.1), 2.2, 1.0, "$U^{G}_1,\\ U^{G}_2$", orange, fontsize=9)
-    _arrow(ax, (6.6, 2.9), (6.6, 2.1))
+    draw_arrow(ax, (5.3, 5.2), (5.6, 4.2))
+    draw_arrow(ax, (7.9, 5.2), (7.6, 4.2))
+    draw_box(ax, (5.5, 1.1), 2.2, 1.0, "$U^{G}_1,\\ U^{G}_2$", orange, fontsize=9)
+    draw_arrow(ax, (6.6, 2.9), (6.6, 2.1))
     # heads
     hx = 10.3
     for y, label, color in ((5.9, "$\\mathrm{Pr}^{L-1}$", blue), (4.0, "$\\mathrm{Pr}^{L}$", red),
                             (1.1, "$\\mathrm{Pr}^{G}$", orange)):
-        _box(ax, (hx, y), 1.6, 0.9, label, color)
-    _arrow(ax, (6.4, 5.95), (hx, 6.5), rad=-0.12)
+        draw_box(ax, (hx, y), 1.6, 0.9, label, color)
+    draw_arrow(ax, (6.4, 5.95), (hx, 6.5), rad=-0.12)
     ax.text(9.6, 6.95, "GAP or GMP, fc", fontsize=9, ha="center")
-    _arrow(ax, (9.0, 5.4), (hx, 4.6))
+    draw_arrow(ax, (9.0, 5.4), (hx, 4.6))
     ax.text(9.15, 5.5, "GAP, fc", fontsize=9)
-    _arrow(ax, (7.7, 1.6), (hx, 1.55))
+    draw_arrow(ax, (7.7, 1.6), (hx, 1.55))
     ax.text(8.9, 1.75, "GAP, fc", fontsize=9, ha="center")
     # C3S on each level
     for x, y in ((4.25, 4.85), (8.05, 4.85), (5.55, 0.65)):
         ax.text(x, y, "C$^3$S on $S$, Eqs. (3)-(4)", fontsize=9, color="tab:green")
     # CL
-    _arrow(ax, (hx + 1.3, 4.9), (hx + 1.3, 5.9), color="tab:purple", ls="--")
-    _arrow(ax, (hx + 1.3, 4.0), (hx + 1.3, 2.0), color="tab:purple", ls="--")
+    draw_arrow(ax, (hx + 1.3, 4.9), (hx + 1.3, 5.9), color="tab:purple", ls="--")
+    draw_arrow(ax, (hx + 1.3, 4.0), (hx + 1.3, 2.0), color="tab:purple", ls="--")
     ax.text(hx + 1.45, 3.0, "CL: KL($\\mathrm{Pr}^L \\| \\cdot$)\nEq. (6)", fontsize=9,
             color="tab:purple")
     # Eq. (7)
-    _box(ax, (12.9, 7.2), 1.4, 1.1, "Pr, sum\nEq. (7)", "#d9d9d9", fontsize=9)
+    draw_box(ax, (12.9, 7.2), 1.4, 1.1, "Pr, sum\nEq. (7)", "#d9d9d9", fontsize=9)
     for y in (6.35, 4.45, 1.55):
-        _arrow(ax, (hx + 1.6, y), (13.6, 7.2), rad=0.15)
+        draw_arrow(ax, (hx + 1.6, y), (13.6, 7.2), rad=0.15)
     ax.text(0.2, 0.3, "Loss, Eq. (8): data term + $\\lambda$-weighted C$^3$S (Eq. 10) + CL (Eq. 11)",
             fontsize=9)
     return fig
