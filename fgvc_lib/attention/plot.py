@@ -87,7 +87,11 @@ def _heat_float(heatmap: Any, size: tuple[int, int]) -> np.ndarray:
     return heat.clamp(0, 1).numpy()
 
 
-def overlay(image: Any, heatmap: Any, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+#: Overlay colormap: perceptually uniform (equal steps of attention look equal), unlike jet.
+ATTENTION_CMAP = "inferno"
+
+
+def overlay(image: Any, heatmap: Any, alpha: float = 0.5, cmap: str = ATTENTION_CMAP) -> np.ndarray:
     """Blend a coloured heat map onto an image: ``(1 - alpha) * image + alpha * cmap(heat)``.
 
     Returns ``uint8`` ``(H, W, 3)`` at the image's size.
@@ -121,9 +125,10 @@ def _box_list(boxes: Any, batch: int) -> list[np.ndarray]:
 
 def show_attention_grid(images: Any, maps: Mapping[str, Any], boxes: Any = None,
                         titles: Sequence[str] | None = None, alpha: float = 0.5,
-                        cmap: str = "jet", show_input: bool = True,
+                        cmap: str = ATTENTION_CMAP, show_input: bool = True,
                         mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                        cell_size: float = 2.2, box_color: str = "lime") -> Figure:
+                        cell_size: float = 2.2, box_color: str = "lime",
+                        colorbar: bool = True) -> Figure:
     """A grid with one row per image and one column per attention map.
 
     Parameters
@@ -135,6 +140,8 @@ def show_attention_grid(images: Any, maps: Mapping[str, Any], boxes: Any = None,
         in image pixels, drawn on every panel.
     titles: optional one label per row (e.g. ``"true / predicted"``).
     show_input: add a first column with the plain image.
+    colorbar: one colour scale beside the map columns (maps outside [0, 1] are min-max
+        normalised per image before colouring, so the scale reads 0 = least, 1 = most).
     """
     if mean is not None or std is not None:
         images = denormalize(images, mean or IMAGENET_MEAN, std or IMAGENET_STD)
@@ -171,5 +178,14 @@ def show_attention_grid(images: Any, maps: Mapping[str, Any], boxes: Any = None,
             if row == 0:
                 ax.set_title(columns[col], fontsize=9)
             if col == 0 and titles is not None:
-                ax.set_ylabel(titles[row], fontsize=8)
+                ax.set_ylabel(titles[row], fontsize=9)
+    if colorbar and maps:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        map_axes = axes[:, 1:] if show_input else axes
+        bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap=cmap), ax=map_axes,
+                           shrink=min(1.0, 0.9 / batch ** 0.5), aspect=15, pad=0.02)
+        bar.set_label("attention", fontsize=9)
+        bar.ax.tick_params(labelsize=9)
     return fig

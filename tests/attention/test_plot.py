@@ -26,7 +26,7 @@ def test_overlay_blends_by_alpha_and_resizes_the_map():
     red_end = overlay(image, heat, alpha=1.0, cmap="jet")
     expected = np.round(np.array(matplotlib.colormaps["jet"](1.0)[:3]) * 255)
     assert (red_end.reshape(-1, 3) == expected).all()
-    half = overlay(image, heat, alpha=0.5)
+    half = overlay(image, heat, alpha=0.5, cmap="jet")
     assert np.abs(half.astype(int) - np.round((200 / 255 * 0.5 + expected / 255 * 0.5) * 255)).max() <= 1
 
 
@@ -50,19 +50,31 @@ def test_attention_grid_has_one_axis_per_image_and_column_and_draws_boxes():
     images = torch.rand(2, 3, 16, 16)
     maps = {"Grad-CAM": np.random.rand(2, 16, 16), "CAM": torch.rand(2, 4, 4)}
     fig = show_attention_grid(images, maps, boxes=[[2, 2, 10, 10], [0, 0, 8, 16]],
-                              titles=["bird / bird", "car / bus"])
+                              titles=["bird / bird", "car / bus"], colorbar=False)
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 2 * 3
     assert [ax.get_title() for ax in fig.axes[:3]] == ["input", "Grad-CAM", "CAM"]
     assert all(sum(isinstance(p, Rectangle) for p in ax.patches) == 1 for ax in fig.axes)
     assert fig.axes[3].get_ylabel() == "car / bus"
-    no_input = show_attention_grid(images, maps, show_input=False)
+    no_input = show_attention_grid(images, maps, show_input=False, colorbar=False)
     assert len(no_input.axes) == 2 * 2
+
+
+def test_attention_grid_has_one_perceptual_colour_scale_from_0_to_1():
+    images = torch.rand(2, 3, 16, 16)
+    fig = show_attention_grid(images, {"CAM": torch.rand(2, 4, 4)})
+    assert len(fig.axes) == 2 * 2 + 1          # the grid and one colour bar
+    bar = fig.axes[-1]
+    assert bar.get_ylabel() == "attention"
+    assert bar.get_ylim() == pytest.approx((0.0, 1.0))
+    assert bar._colorbar.mappable.cmap.name == "inferno"
+    assert len(show_attention_grid(images, {}, colorbar=True).axes) == 2  # no maps, no scale
 
 
 def test_attention_grid_denormalises_and_checks_lengths():
     normalised = torch.randn(3, 3, 8, 8)
-    fig = show_attention_grid(normalised, {"m": torch.rand(3, 8, 8)}, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    fig = show_attention_grid(normalised, {"m": torch.rand(3, 8, 8)}, mean=IMAGENET_MEAN,
+                              std=IMAGENET_STD, colorbar=False)
     assert len(fig.axes) == 3 * 2
     with pytest.raises(FGVCError, match="has 2 entries for 3 images"):
         show_attention_grid(normalised, {"m": torch.rand(2, 8, 8)}, mean=IMAGENET_MEAN, std=IMAGENET_STD)
