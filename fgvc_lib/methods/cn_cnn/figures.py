@@ -34,56 +34,79 @@ HEADS = ("S3", "S4", "S5", "final")
 
 
 # -- the diagram ------------------------------------------------------------------------
-def draw_diagram(fontsize: float = 9.5) -> Figure:
+def draw_diagram(fontsize: float = 9.0) -> Figure:
     """CN-CNN as a block diagram: backbone levels, alignment, the ConvLSTM run high to low
-    (HL), the attention run low to high (LH), three classifiers and their mean."""
-    fig = Figure(figsize=(11.5, 4.6), layout="constrained")
-    ax = fig.add_subplot()
-    ax.set_xlim(0, 11.6)
-    ax.set_ylim(-0.2, 4.4)
+    (HL), the attention run low to high (LH), three classifiers and their mean.
+
+    Drawn at the book's text width (7.2 in) in inch coordinates, so ``fontsize`` is the size
+    on the page (the default, 9 pt, is the smallest the book allows; the boxes are sized
+    for it)."""
+    width, height = 7.2, 3.6
+    fig = Figure(figsize=(width, height))
+    # One axes over the whole figure, one data unit per inch: positions below are inches.
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height)
     ax.axis("off")
-    ys = {"S3": 0.6, "S4": 1.9, "S5": 3.2}
+    ys = {"S3": 0.45, "S4": 1.45, "S5": 2.45}
+    h = 0.62  # box height; 1.0 between rows leaves room for the vertical arrows
     colours = {"backbone": "#d9d9d9", "align": "#c6dbef", "hl": "#fdd0a2", "resize": "#e5f5e0",
                "lh": "#dadaeb", "cls": "#fee391", "out": "#fcbba1"}
+    # Columns (left edge, width) from the backbone to the classifiers; 0.22 in between two
+    # columns is enough for a horizontal arrow at this scale.
+    cols = {"backbone": (0.08, 0.82), "align": (1.12, 0.98), "hl": (2.32, 0.82),
+            "resize": (3.36, 0.78), "lh": (4.36, 0.8), "cls": (5.38, 0.7)}
+    mean_x, mean_w = 6.38, 0.74
 
-    def box(x, y, w, text, kind, h=0.8):
-        ax.add_patch(FancyBboxPatch((x, y - h / 2), w, h, boxstyle="round,pad=0.03",
+    def box(x: float, y: float, w: float, text: str, kind: str,
+            bh: float = h) -> tuple[float, float]:
+        """A box of ``kind``'s colour centred on height ``y``; returns its left and right."""
+        ax.add_patch(FancyBboxPatch((x, y - bh / 2), w, bh, boxstyle="round,pad=0.03",
                                     facecolor=colours[kind], edgecolor="0.3"))
         ax.text(x + w / 2, y, text, ha="center", va="center", fontsize=fontsize)
         return x, x + w
 
-    def arrow(x0, y0, x1, y1, colour="0.25", style="-|>", ls="-"):
-        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle=style, mutation_scale=12,
-                                     color=colour, linewidth=1.3, linestyle=ls))
+    def arrow(x0: float, y0: float, x1: float, y1: float, colour: str = "0.25") -> None:
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=10,
+                                     color=colour, linewidth=1.2, shrinkA=1, shrinkB=1))
+
+    def centre(kind: str) -> float:
+        x, w = cols[kind]
+        return x + w / 2
 
     strides = {"S3": 8, "S4": 16, "S5": 32}
+    labels = {"align": "1x1 conv\n+ up-sample", "resize": "resize to\nown size",
+              "lh": "SA x CA\nmask x F", "cls": "GAP\nFC, FC"}
+    mid = ys["S4"]
     for level, y in ys.items():
-        _, b1 = box(0.1, y, 1.3, f"{level}\nstride {strides[level]}", "backbone")
-        a0, a1 = box(1.8, y, 1.5, "1x1 conv\n+ up-sample", "align")
         step = {"S5": 1, "S4": 2, "S3": 3}[level]
-        h0, h1 = box(3.8, y, 1.4, f"ConvLSTM\nstep {step}", "hl")
-        r0, r1 = box(5.7, y, 1.3, "resize to\nown size", "resize")
-        l0, l1 = box(7.4, y, 1.5, "SA x CA\nmask x F", "lh")
-        c0, c1 = box(9.3, y, 1.2, "GAP\nFC, FC", "cls")
-        for xa, xb in ((b1, a0), (a1, h0), (h1, r0), (r1, l0), (l1, c0)):
-            arrow(xa, y, xb, y)
-        arrow(c1, y, 10.75, 1.9 + (y - 1.9) * 0.25)
-    box(10.75, 1.9, 0.8, "mean\nsoft-\nmax", "out", h=1.5)
+        texts = {"backbone": f"{level}\nstride {strides[level]}", "hl": f"ConvLSTM\nstep {step}",
+                 **labels}
+        ends = [box(cols[kind][0], y, cols[kind][1], texts[kind], kind) for kind in cols]
+        for (_, xa), (xb, _) in zip(ends, ends[1:]):
+            arrow(xa + 0.03, y, xb - 0.03, y)
+        # Each classifier's softmax goes into the mean (the arrows converge on its box).
+        arrow(ends[-1][1] + 0.03, y, mean_x - 0.03, mid + (y - mid) * 0.3)
+    box(mean_x, mid, mean_w, "mean\nsoft-\nmax", "out", bh=1.3)
+    gap = h / 2 + 0.05
     # HL: the state goes down, S5 -> S4 -> S3.
     for hi, lo in (("S5", "S4"), ("S4", "S3")):
-        arrow(4.5, ys[hi] - 0.42, 4.5, ys[lo] + 0.42, colour="#d94801")
+        arrow(centre("hl"), ys[hi] - gap, centre("hl"), ys[lo] + gap, colour="#d94801")
     # LH: channel information goes up, S3 -> S4 -> S5.
     for lo, hi in (("S3", "S4"), ("S4", "S5")):
-        arrow(8.15, ys[lo] + 0.42, 8.15, ys[hi] - 0.42, colour="#54278f")
+        arrow(centre("lh"), ys[lo] + gap, centre("lh"), ys[hi] - gap, colour="#54278f")
     # The backbone itself: S3 -> S4 -> S5.
     for lo, hi in (("S3", "S4"), ("S4", "S5")):
-        arrow(0.75, ys[lo] + 0.42, 0.75, ys[hi] - 0.42)
-    ax.text(4.5, 4.05, "HL pathway: (h, c) handed\nhigh -> low", ha="center", fontsize=fontsize,
-            color="#d94801")
-    ax.text(8.15, 4.05, "LH pathway: channel info\nhanded low -> high", ha="center",
-            fontsize=fontsize, color="#54278f")
-    ax.text(0.75, 4.05, "backbone", ha="center", fontsize=fontsize)
-    ax.text(2.55, 4.05, "alignment\n(one size, one width)", ha="center", fontsize=fontsize)
+        arrow(centre("backbone"), ys[lo] + gap, centre("backbone"), ys[hi] - gap)
+    # Column headings, wrapped so that neighbouring headings do not run into each other.
+    top = ys["S5"] + h / 2 + 0.1
+    ax.text(centre("backbone"), top, "backbone", ha="center", va="bottom", fontsize=fontsize)
+    ax.text(centre("align"), top, "alignment\n(one size,\none width)", ha="center", va="bottom",
+            fontsize=fontsize)
+    ax.text(centre("hl"), top, "HL pathway:\n(h, c) handed\nhigh -> low", ha="center",
+            va="bottom", fontsize=fontsize, color="#d94801")
+    ax.text(centre("lh"), top, "LH pathway:\nchannel info handed\nlow -> high", ha="center",
+            va="bottom", fontsize=fontsize, color="#54278f")
     return fig
 
 

@@ -38,68 +38,100 @@ NOT_RUN = "not run"
 # -- the diagram ------------------------------------------------------------------
 def plot_cnl_diagram(num_responses: int = 5) -> Figure:
     """The cross-layer non-local module on a ResNet: five response taps in res3/res4, the
-    query in res5, shared ``theta`` and ``z``, per-response ``phi_i``, ``g_i``."""
-    fig = Figure(figsize=(10.5, 4.6), layout="constrained")
-    ax = fig.add_subplot()
-    ax.set_xlim(0, 21)
-    ax.set_ylim(0, 9.2)
-    ax.axis("off")
+    query in res5, shared ``theta`` and ``z``, per-response ``phi_i``, ``g_i``.
 
-    def box(x, y, w, h, text, color, size=9):
-        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", fc=color,
+    Drawn at the book's text width (7.2 in) in inch coordinates with 9 pt text, so nothing
+    is shrunk on the page: one column per response (``phi_i``, ``g_i``, its attention ``f``
+    and product), the shared ``theta`` in a column of its own on the right, the sum and
+    the residual below."""
+    width, height = 7.2, 6.0
+    fig = Figure(figsize=(width, height))
+    # One axes over the whole figure, one data unit per inch: positions below are inches and
+    # the title is a text inside the canvas (a set_title above a full-figure axes is cut off).
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height)
+    ax.axis("off")
+    size = 9
+    query_c, resp_c, g_c = "#b2182b", "#2166ac", "#4d9221"
+
+    def box(x: float, y: float, w: float, h: float, text: str, color: str) -> None:
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.03", fc=color,
                                     ec="0.25", lw=1))
         ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=size)
-        return (x, y, w, h)
 
-    def arrow(p, q, color="0.2", style="-|>", lw=1.1, ls="-"):
-        ax.add_patch(FancyArrowPatch(p, q, arrowstyle=style, mutation_scale=10, color=color,
-                                     lw=lw, linestyle=ls))
+    def arrow(p, q, color="0.2", style="-|>", lw=1.0, ls="-") -> None:
+        ax.add_patch(FancyArrowPatch(p, q, arrowstyle=style, mutation_scale=9, color=color,
+                                     lw=lw, linestyle=ls, shrinkA=1, shrinkB=1))
 
-    # Backbone row.
-    stages = [("stem+res2", 0.3), ("res3", 3.0), ("res4", 6.6), ("res5", 10.8)]
-    widths = {"stem+res2": 2.2, "res3": 3.0, "res4": 3.6, "res5": 2.6}
-    for name, x in stages:
-        box(x, 7.6, widths[name], 1.1, name, "#dde7f2")
-    for (a, xa), (b, xb) in zip(stages, stages[1:]):
-        arrow((xa + widths[a] + 0.05, 8.15), (xb - 0.05, 8.15))
-    # Taps: 2 in res3, 3 in res4 (shallow to deep).
-    taps = [3.7, 5.2, 7.3, 8.4, 9.5][:num_responses]
-    qx = 12.1
-    ax.plot([qx], [7.6], marker="v", color="#b2182b", ms=8)
-    ax.text(qx + 0.2, 7.15, r"query $X^q$", color="#b2182b", fontsize=9)
+    ax.text(width / 2, height - 0.08, "Cross-layer non-local module (CNL) on a ResNet",
+            fontsize=11, ha="center", va="top")
+    # Backbone row (y 4.95-5.45): the stages, left to right.
+    y_bb, h_bb = 4.95, 0.5
+    stages = [("stem\n+res2", 0.08, 0.6), ("res3", 0.88, 1.6), ("res4", 2.68, 2.4),
+              ("res5", 5.28, 1.82)]
+    for name, x, w in stages:
+        box(x, y_bb, w, h_bb, name, "#dde7f2")
+    for (_, xa, wa), (_, xb, _) in zip(stages, stages[1:]):
+        arrow((xa + wa + 0.04, y_bb + h_bb / 2), (xb - 0.04, y_bb + h_bb / 2))
+    # Taps: 2 in res3, 3 in res4 (shallow to deep); the query at the end of res5.
+    taps = [1.25, 2.1, 3.1, 3.9, 4.7][:num_responses]
+    qx = 6.0
+    ax.plot([qx], [y_bb], marker="v", color=query_c, ms=8)
+    ax.text(qx + 0.16, y_bb - 0.12, r"query $X^q$", color=query_c, fontsize=size, va="top")
+    # One column per response: phi_i and g_i, then f (phi_i meets theta), then the product.
+    col_w, col_step, col_x0 = 1.04, 1.14, 0.08
+    y_pg, h_pg = 3.55, 0.4          # phi_i, g_i
+    y_bus = 3.27                    # theta's line to every f
+    y_f, h_f, w_f = 2.5, 0.55, 0.8  # f: narrower than the column, g_i's line passes beside it
+    y_p, h_p = 1.65, 0.55           # the product
+    y_sum, h_sum = 0.9, 0.45
+    sum_x, sum_w = 2.9, 1.0
     for i, x in enumerate(taps, start=1):
-        ax.plot([x], [7.6], marker="v", color="#2166ac", ms=7)
-        ax.text(x, 7.2, rf"$X^{{r_{i}}}$", color="#2166ac", fontsize=9, ha="center")
-        # phi_i and g_i boxes.
-        bx = 0.4 + (i - 1) * 2.35
-        box(bx, 5.0, 1.0, 0.8, rf"$\phi_{i}$", "#fde0c5")
-        box(bx + 1.1, 5.0, 1.0, 0.8, rf"$g_{i}$", "#d9f0d3")
-        arrow((x, 6.95), (bx + 0.5, 5.85), color="#2166ac", lw=0.8)
-        arrow((x, 6.95), (bx + 1.6, 5.85), color="#2166ac", lw=0.8)
-        # f_i attention and the product.
-        box(bx, 3.2, 2.1, 0.95, rf"$f$: $[H^qW^q,\ H^{{r_{i}}}W^{{r_{i}}}]$", "#f7f7f7", size=8)
-        arrow((bx + 0.5, 4.95), (bx + 0.6, 4.2), lw=0.8)
-        box(bx, 1.6, 2.1, 0.8, r"$\otimes\ g_i \to z \to$ BN$_i$", "#f7f7f7", size=8)
-        arrow((bx + 1.05, 3.15), (bx + 1.05, 2.45), lw=0.8)
-        arrow((bx + 1.6, 4.95), (bx + 1.9, 2.45), color="#4d9221", lw=0.8, ls="--")
-        arrow((bx + 1.05, 1.55), (12.35, 0.75), lw=0.6, color="0.45")
-    box(13.2, 5.0, 1.4, 0.8, r"$\theta$ (shared)", "#fde0c5")
-    arrow((qx, 7.1), (13.6, 5.85), color="#b2182b")
-    for i in range(num_responses):
-        bx = 0.4 + i * 2.35
-        arrow((13.2, 5.2), (bx + 1.6, 3.9), color="#b2182b", lw=0.6, ls=":")
-    box(12.0, 0.25, 1.9, 0.9, r"$\sum_i Z^{r_i}$", "#fee8c8")
-    box(15.0, 0.25, 2.3, 0.9, r"$X^q + \sum_i Z^{r_i}$", "#fddbc7")
-    arrow((13.95, 0.7), (14.95, 0.7))
-    arrow((qx + 0.4, 7.1), (15.6, 1.2), color="#b2182b", lw=0.9)
-    box(18.2, 0.25, 2.5, 0.9, "rest of res5 (if any)\nGAP, FC", "#dde7f2", size=8)
-    arrow((17.35, 0.7), (18.15, 0.7))
-    ax.text(15.0, 4.1, "NL (Eq. 1): one block per layer,\n"
+        ax.plot([x], [y_bb], marker="v", color=resp_c, ms=7)
+        ax.text(x, y_bb - 0.1, rf"$X^{{r_{i}}}$", color=resp_c, fontsize=size, ha="center",
+                va="top")
+        bx = col_x0 + (i - 1) * col_step
+        phi_x, g_x = bx + 0.235, bx + 0.805
+        box(bx, y_pg, 0.47, h_pg, rf"$\phi_{i}$", "#fde0c5")
+        box(bx + 0.57, y_pg, 0.47, h_pg, rf"$g_{i}$", "#d9f0d3")
+        arrow((x, 4.6), (phi_x, y_pg + h_pg + 0.03), color=resp_c, lw=0.8)
+        arrow((x, 4.6), (g_x, y_pg + h_pg + 0.03), color=resp_c, lw=0.8)
+        box(bx, y_f, w_f, h_f, rf"$f$: $[H^qW^q,$" "\n" rf"$H^{{r_{i}}}W^{{r_{i}}}]$", "#f7f7f7")
+        arrow((phi_x, y_pg - 0.03), (phi_x, y_f + h_f + 0.03), lw=0.8)
+        # theta's dotted line enters f right of phi_i's arrow.
+        arrow((bx + 0.6, y_bus), (bx + 0.6, y_f + h_f + 0.03), color=query_c, lw=0.7, ls=":")
+        box(bx, y_p, col_w, h_p, rf"$\otimes\ g_{i} \to z$" "\n" rf"$\to$ BN$_{i}$", "#f7f7f7")
+        arrow((bx + 0.4, y_f - 0.03), (bx + 0.4, y_p + h_p + 0.03), lw=0.8)
+        # g_i skips f: straight down beside it into the product.
+        arrow((bx + 0.95, y_pg - 0.03), (bx + 0.95, y_p + h_p + 0.03), color=g_c, lw=0.8,
+              ls="--")
+        arrow((bx + col_w / 2, y_p - 0.03), (sum_x + sum_w / 2, y_sum + h_sum + 0.03), lw=0.6,
+              color="0.45")
+    # theta, shared by all responses, in the column right of them; one dotted line carries
+    # it to every f.
+    th_x, th_w = 5.78, 0.64
+    box(th_x, y_pg - 0.05, th_w, h_pg + 0.1, "$\\theta$\n(shared)", "#fde0c5")
+    arrow((qx, y_bb - 0.05), (qx, y_pg + h_pg + 0.08), color=query_c)
+    ax.plot([th_x + 0.1, th_x + 0.1, col_x0 + 0.6], [y_pg - 0.08, y_bus, y_bus], color=query_c,
+            lw=0.7, ls=":")
+    # The sum of the responses, the residual with the query, the rest of the network.
+    box(sum_x, y_sum, sum_w, h_sum, r"$\sum_i Z^{r_i}$", "#fee8c8")
+    out_x, out_w = 5.9, 1.2
+    box(out_x, y_sum, out_w, h_sum, r"$X^q + \sum_i Z^{r_i}$", "#fddbc7")
+    arrow((sum_x + sum_w + 0.04, y_sum + h_sum / 2), (out_x - 0.04, y_sum + h_sum / 2))
+    # The residual: the query itself branches off right of theta and runs down the edge.
+    y_branch = 4.42
+    ax.plot([qx, 6.95], [y_branch, y_branch], color=query_c, lw=0.9)
+    ax.plot([qx], [y_branch], marker="o", color=query_c, ms=3)
+    arrow((6.95, y_branch), (6.95, y_sum + h_sum + 0.04), color=query_c, lw=0.9)
+    box(5.62, 0.1, 1.48, 0.45, "rest of res5 (if any)\nGAP, FC", "#dde7f2")
+    arrow((out_x + out_w / 2, y_sum - 0.04), (out_x + out_w / 2, 0.59))
+    ax.text(0.12, 0.42, "NL (Eq. 1): one block per layer,\n"
             r"attention $[HW, HW]$ inside that layer" "\n"
             "CNL (Eq. 3): one module, the query\n"
-            r"attends to every response, $[H^qW^q, H^rW^r]$", fontsize=9, va="center",
+            r"attends to every response, $[H^qW^q, H^rW^r]$", fontsize=size, va="center",
             bbox=dict(fc="white", ec="0.6"))
-    ax.set_title("Cross-layer non-local module (CNL) on a ResNet", fontsize=11)
     return fig
 
 

@@ -25,69 +25,82 @@ FONT = 10
 
 
 # -- the diagram --------------------------------------------------------------
-def method_diagram():
-    """Fig. 5 redrawn: coarse pass, up-sampler and mask, fine pass, losses, feedback path."""
+def method_diagram(fontsize: float = FONT):
+    """Fig. 5 redrawn: coarse pass, up-sampler and mask, fine pass, losses, feedback path.
+
+    Drawn at the book's text width (7.2 in) in inch coordinates, so ``fontsize`` is the size
+    on the page. Made with pyplot (unlike the library's other diagrams) because the chapter
+    assigns the figure and relies on the inline backend to show it."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    fig, ax = plt.subplots(figsize=(11, 4.6))
-    ax.set_xlim(0, 11)
-    ax.set_ylim(0, 4.6)
+    width, height = 7.2, 4.6
+    fig = plt.figure(figsize=(width, height))
+    # One axes over the whole figure, one data unit per inch: positions below are inches and
+    # the title is a text inside the canvas (a set_title above a full-figure axes is cut off).
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height)
     ax.axis("off")
+    # Five columns of 1.16 in, 0.28 in apart; three rows: coarse pass, mask, fine pass.
+    col = [0.14 + 1.44 * i for i in range(5)]
+    row = [3.35, 2.1, 0.85]
+    w, h = 1.16, 0.8
     boxes = {
-        "image": (0.1, 3.3, "image"),
-        "net1": (1.55, 3.3, "feature\nnetwork"),
-        "att": (3.0, 3.3, "1x1 attention\nconv (M maps)"),
-        "bap1": (4.45, 3.3, "BAP +\ncenter loss"),
-        "head1": (5.9, 3.3, "coarse\nhead"),
-        "up": (3.0, 1.75, "learned\nup-sampler"),
-        "pick": (1.55, 1.75, "one random map\n(mean at test)"),
-        "mask": (0.1, 1.75, "image x\nmask"),
-        "net2": (1.55, 0.2, "feature network\n(same weights)"),
-        "bap2": (3.0, 0.2, "own attention\nconv + BAP"),
-        "head2": (4.45, 0.2, "fine\nhead"),
-        "avg": (7.6, 1.75, "average of\nprobabilities"),
+        "image": (col[0], row[0], "image"),
+        "net1": (col[1], row[0], "feature\nnetwork"),
+        "att": (col[2], row[0], "1x1 attention\nconv (M maps)"),
+        "bap1": (col[3], row[0], "BAP +\ncenter loss"),
+        "head1": (col[4], row[0], "coarse\nhead"),
+        "up": (col[2], row[1], "learned\nup-sampler"),
+        "pick": (col[1], row[1], "one random\nmap\n(mean at test)"),
+        "mask": (col[0], row[1], "image x\nmask"),
+        "net2": (col[1], row[2], "feature\nnetwork\n(same weights)"),
+        "bap2": (col[2], row[2], "own attention\nconv + BAP"),
+        "head2": (col[3], row[2], "fine\nhead"),
+        "avg": (col[4], row[2], "average of\nprobabilities"),
     }
     colors = {"image": "#dddddd", "mask": "#dddddd", "net1": "#9ecae1", "net2": "#9ecae1",
               "att": "#fdd0a2", "bap1": "#fdd0a2", "bap2": "#fdd0a2", "up": "#c7e9c0",
               "pick": "#c7e9c0", "head1": "#dadaeb", "head2": "#dadaeb", "avg": "#dadaeb"}
-    w, h = 1.25, 0.95
     for key, (x, y, text) in boxes.items():
-        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.03",
+        ax.add_patch(FancyBboxPatch((x, y - h / 2), w, h, boxstyle="round,pad=0.03",
                                     fc=colors[key], ec="black", lw=1))
-        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=FONT)
+        ax.text(x + w / 2, y, text, ha="center", va="center", fontsize=fontsize)
 
-    def centre(key, side):
+    def side(key: str, where: str, shift: float = 0.0) -> tuple[float, float]:
+        """A point on a box's right/left/top/bottom edge, ``shift`` inches along it."""
         x, y, _ = boxes[key]
-        return {"r": (x + w, y + h / 2), "l": (x, y + h / 2), "t": (x + w / 2, y + h),
-                "b": (x + w / 2, y)}[side]
+        return {"r": (x + w, y + shift), "l": (x, y + shift), "t": (x + w / 2 + shift, y + h / 2),
+                "b": (x + w / 2 + shift, y - h / 2)}[where]
 
-    def arrow(a, b, color="black", style="-|>", ls="-", rad=0.0):
-        ax.add_patch(FancyArrowPatch(a, b, arrowstyle=style, mutation_scale=14, color=color,
-                                     lw=1.4, ls=ls, connectionstyle=f"arc3,rad={rad}"))
+    def arrow(a, b, color="black", ls="-", rad=0.0, lw=1.3):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=12, color=color,
+                                     lw=lw, ls=ls, shrinkA=2, shrinkB=2,
+                                     connectionstyle=f"arc3,rad={rad}"))
 
-    for a, b in [("image", "net1"), ("net1", "att"), ("att", "bap1"), ("bap1", "head1")]:
-        arrow(centre(a, "r"), centre(b, "l"))
-    arrow(centre("att", "b"), centre("up", "t"))
-    arrow(centre("up", "l"), centre("pick", "r"))
-    arrow(centre("pick", "l"), centre("mask", "r"))
-    arrow(centre("image", "b"), centre("mask", "t"))
-    arrow(centre("mask", "b"), centre("net2", "l"), rad=0.3)
-    arrow(centre("net2", "r"), centre("bap2", "l"))
-    arrow(centre("bap2", "r"), centre("head2", "l"))
-    arrow(centre("head1", "r"), centre("avg", "t"), rad=-0.2)
-    arrow(centre("head2", "r"), centre("avg", "b"), rad=0.2)
-    # The feedback path: the fine cross-entropy back to the attention conv.
-    ax.annotate("", xy=(3.45, 3.28), xytext=(5.1, 1.15),
-                arrowprops=dict(arrowstyle="-|>", color="#cb181d", lw=1.8, ls="--",
-                                connectionstyle="arc3,rad=0.35"))
-    ax.text(5.25, 2.25, "fine CE gradient\nthrough mask and up-sampler\n(the feedback path)",
-            color="#cb181d", fontsize=FONT, ha="left", va="center")
-    ax.text(7.6 + w / 2, 1.6, "L = CE(coarse) + CE(fine)\n+ lambda (center losses)",
-            fontsize=FONT, ha="center", va="top")
-    ax.set_title("Coarse2Fine: the coarse pass builds the mask, the fine pass classifies "
-                 "the masked image", fontsize=FONT + 1)
-    fig.tight_layout()
+    for a, b in [("image", "net1"), ("net1", "att"), ("att", "bap1"), ("bap1", "head1"),
+                 ("net2", "bap2"), ("bap2", "head2"), ("head2", "avg")]:
+        arrow(side(a, "r"), side(b, "l"))
+    arrow(side("att", "b"), side("up", "t"))
+    arrow(side("up", "l"), side("pick", "r"))
+    arrow(side("pick", "l"), side("mask", "r"))
+    arrow(side("image", "b"), side("mask", "t"))
+    arrow(side("mask", "b"), side("net2", "l"), rad=0.3)
+    # The coarse probabilities drop straight into the average, right of the box centres so
+    # that the feedback path's label has the middle of the figure to itself.
+    arrow(side("head1", "b", 0.3), side("avg", "t", 0.3))
+    # The feedback path: the fine cross-entropy back to the attention conv, passing right of
+    # the up-sampler and left of its label.
+    arrow(side("head2", "t", -0.2), side("att", "b", 0.35), color="#cb181d", ls="--",
+          rad=-0.1, lw=1.7)
+    ax.text(col[3] + 0.5, row[1], "fine CE gradient\nthrough mask and\nup-sampler\n"
+            "(the feedback path)", color="#cb181d", fontsize=fontsize, ha="left", va="center")
+    ax.text(col[4] + w, 0.1, "L = CE(coarse) + CE(fine) + lambda (center losses)",
+            fontsize=fontsize, ha="right", va="bottom")
+    ax.text(width / 2, height - 0.08, "Coarse2Fine: the coarse pass builds the mask,\n"
+            "the fine pass classifies the masked image", fontsize=fontsize + 1, ha="center",
+            va="top")
     return fig
 
 
