@@ -250,3 +250,21 @@ def test_old_records_read_with_the_settings_of_their_time():
            if k not in ("schedule_unit", "bn_policy")}
     cfg = TrainConfig.from_dict(old)
     assert (cfg.schedule_unit, cfg.bn_policy) == ("epoch", "train")
+
+
+def test_cpu_channels_last_is_asked_for_by_the_environment_and_trains_the_same(
+        tmp_path, tiny_cfg, monkeypatch):
+    """FGVC_CPU_CHANNELS_LAST=1 changes the memory layout on a CPU, not what is computed:
+    the config is the same, the record's provenance says which layout ran, the losses
+    agree to float rounding."""
+    from fgvc_lib.engine.trainer import CPU_CHANNELS_LAST_ENV
+
+    monkeypatch.delenv(CPU_CHANNELS_LAST_ENV, raising=False)
+    plain = train(tiny_cfg(epochs=1), tmp_path / "plain", progress=False)
+    monkeypatch.setenv(CPU_CHANNELS_LAST_ENV, "1")
+    nhwc = train(tiny_cfg(epochs=1), tmp_path / "nhwc", progress=False)
+    assert plain["provenance"]["channels_last"] is False
+    assert nhwc["provenance"]["channels_last"] is True
+    assert plain["config"] == nhwc["config"]
+    assert nhwc["history"][0]["train"]["loss"] == pytest.approx(
+        plain["history"][0]["train"]["loss"], rel=1e-4)
