@@ -21,12 +21,14 @@ A claimed effect (the paper says method A beats B) is then read as
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from fgvc_lib.errors import FGVCError
-from fgvc_lib.reports.records import as_record
+from fgvc_lib.reports.records import as_record, load_runs
 
 #: Seeds every real-data comparison uses.
 SEEDS: tuple[int, ...] = (0, 1, 2)
@@ -100,6 +102,30 @@ def recipe_differences(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]
     return diffs
 
 
+#: Where the real-data recipe's probe and fine-tuned baseline live, under ``results/``.
+RECIPE_FOLDER = ("cpu", "real-recipe")
+
+
+def recipe_baseline(results_root: str | Path) -> tuple[Any, list[Any]]:
+    """The linear probe (or None) and the fine-tuned baseline's seed runs of the real-data
+    recipe (``results/cpu/real-recipe``, its sweeps left out): the reference rows of every
+    chapter's real-data table."""
+    folder = Path(results_root).joinpath(*RECIPE_FOLDER)
+    if not folder.exists():
+        return None, []
+    probe = next(iter(load_runs(folder, kind="probe")), None)
+    return probe, seed_groups(folder, {"baseline": "baseline"})["baseline"]
+
+
+def seed_groups(folder: str | Path, rows: Mapping[str, str]) -> dict[str, list[Any]]:
+    """``label -> runs`` for ``rows`` (run-name prefix -> label): the finished runs under
+    ``folder`` named ``<prefix>-seed<N>``, as the run scripts name them; a missing folder
+    gives empty rows."""
+    runs = load_runs(folder) if Path(folder).exists() else []
+    return {label: [r for r in runs if re.fullmatch(rf"{re.escape(key)}-seed\d+", r.name)]
+            for key, label in rows.items()}
+
+
 def comparison_table(groups: Mapping[str, Sequence[Mapping[str, Any]]],
                      reference: str = "baseline", probe: Mapping[str, Any] | None = None,
                      claims: Mapping[str, bool] | None = None, metric: str = "top1",
@@ -108,6 +134,8 @@ def comparison_table(groups: Mapping[str, Sequence[Mapping[str, Any]]],
     test ``metric`` at the epoch each run's validation split selected, seeds, epochs, optimiser steps, the difference to ``reference`` and,
     where ``claims`` gives the paper's direction for a label, the verdict. The probe record
     (:func:`fgvc_lib.engine.probe.run_probe`) becomes the first row.
+
+    A label with no runs becomes a row that says "none recorded".
 
     With ``check_recipe`` a comparison whose runs differ in a :data:`SAME_RECIPE_KEYS`
     setting other than the method options is refused, naming the setting.
@@ -120,7 +148,7 @@ def comparison_table(groups: Mapping[str, Sequence[Mapping[str, Any]]],
         if diffs:
             raise FGVCError(f"the runs differ in {diffs}: not a fair comparison",
                             "train every row with the same recipe (only method options differ)")
-    stats = {label: seed_stats(runs, metric, head) for label, runs in groups.items()}
+    stats = {label: seed_stats(runs, metric, head) for label, runs in groups.items() if runs}
     ref = stats.get(reference)
     rows = []
     if probe is not None:
@@ -128,8 +156,13 @@ def comparison_table(groups: Mapping[str, Sequence[Mapping[str, Any]]],
                      "test top-1 (%)": _value(probe, metric, head, "test"), "std": float("nan"),
                      "seeds": "-", "epochs": "-", "optimizer steps": "-",
                      "vs " + reference: float("nan"), "paper's claim": ""})
-    for label, st in stats.items():
-        runs = groups[label]
+    for label, runs in groups.items():
+        if not runs:  # a row whose runs are not recorded: say so instead of leaving it out
+            rows.append({"": label, "test top-1 (%)": float("nan"), "std": float("nan"),
+                         "seeds": "none recorded", "epochs": "-", "optimizer steps": "-",
+                         "vs " + reference: float("nan"), "paper's claim": ""})
+            continue
+        st = stats[label]
         verdict = ""
         if label in claims and ref is not None and label != reference:
             verdict = effect_verdict(st, ref, claims[label])

@@ -64,3 +64,35 @@ def test_runs_are_read_at_the_epoch_their_validation_split_chose():
     assert seed_stats([selected])["values"] == [83.0]
     assert seed_stats([selected], split="test")["values"] == [80.0]
     assert seed_stats([_run(80.0, 1)])["values"] == [80.0]
+
+
+def _record_on_disk(folder, name, top1, seed, method="baseline"):
+    import json
+
+    run = folder / name
+    run.mkdir(parents=True)
+    rec = {**_run(top1, seed), "status": "finished"}
+    rec["config"]["method"] = method
+    (run / "results.json").write_text(json.dumps(rec))
+
+
+def test_seed_groups_and_the_recipe_baseline_read_the_run_scripts_names(tmp_path):
+    from fgvc_lib.reports.protocol import recipe_baseline, seed_groups
+
+    recipe = tmp_path / "cpu" / "real-recipe"
+    for seed, top1 in ((0, 80.0), (1, 82.0)):
+        _record_on_disk(recipe, f"baseline-seed{seed}", top1, seed)
+    _record_on_disk(recipe / "sweep-lr", "lr=0.1", 70.0, 0)          # a sweep run: not a row
+    _record_on_disk(recipe, "baseline-seed1-old", 10.0, 1)           # not a seed name
+    probe, base = recipe_baseline(tmp_path)
+    assert probe is None and sorted(r.name for r in base) == ["baseline-seed0", "baseline-seed1"]
+    groups = seed_groups(tmp_path / "cpu" / "nowhere", {"cnl": "+5CNL"})
+    assert groups == {"+5CNL": []}
+    assert recipe_baseline(tmp_path / "empty") == (None, [])
+
+
+def test_a_row_without_runs_says_none_recorded():
+    table = comparison_table({"baseline": [_run(80.0, 0), _run(82.0, 1)], "method": []})
+    assert table.loc["method", "seeds"] == "none recorded"
+    assert math.isnan(table.loc["method", "test top-1 (%)"])
+    assert table.loc["baseline", "test top-1 (%)"] == pytest.approx(81.0)

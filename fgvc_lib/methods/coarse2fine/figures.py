@@ -7,11 +7,11 @@
 * :func:`parameter_table`: what the model adds to its backbone, part by part;
 * :func:`localization_report` / :func:`fig6_grid`: Table 7's error on a dataset
   with boxes, and Fig. 6-style maps, masks and boxes;
-* :func:`seed_summary`: mean and spread over seeds of records in a folder.
+
+The real-data table uses the book's protocol (:mod:`fgvc_lib.reports.protocol`).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -307,35 +307,5 @@ def fig6_grid(model, dataset, image_size: int, normalizer, n: int = 8, seed: int
     return fig
 
 
-# -- records -------------------------------------------------------------------------
-def seed_summary(root: str | Path, groups: Mapping[str, str], head: str = "final",
-                 split: str = "test") -> list[dict[str, Any]]:
-    """Mean and spread over seeds of finished records ``root/<prefix>-seed<k>/results.json``.
-
-    ``groups`` maps a row label to a folder prefix; a group without a finished
-    record is reported as ``"not run"``.
-    """
-    import json
-
-    rows = []
-    for label, prefix in groups.items():
-        values = []
-        for path in sorted(Path(root).glob(f"{prefix}-seed*/results.json")):
-            rec = json.loads(path.read_text())
-            if rec.get("status") != "finished":
-                continue
-            top1 = rec.get("metrics", {}).get(split, {}).get(head, {}).get("top1")
-            if top1 is not None:
-                values.append(float(top1))
-        if values:
-            arr = np.asarray(values)
-            rows.append({"": label, "seeds": len(values), "mean top-1": f"{arr.mean():.1f}",
-                         "spread (sd)": f"{arr.std(ddof=1):.1f}" if len(arr) > 1 else "-"})
-        else:
-            rows.append({"": label, "seeds": 0, "mean top-1": "not run", "spread (sd)": "not run"})
-    return rows
-
-
 __all__ = ["bap_example_figure", "bap_worked_example", "fig6_grid", "localization_report",
-           "localize_batch", "method_diagram", "parameter_table", "pretraining_curve",
-           "seed_summary"]
+           "localize_batch", "method_diagram", "parameter_table", "pretraining_curve"]

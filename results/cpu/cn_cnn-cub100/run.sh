@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # CN-CNN's Table 2-3 configurations on the CUB subset under the real-data recipe of
 # results/cpu/real-recipe (the `transfer` profile: EfficientNet-Lite0 with its ImageNet
-# weights, 224 px), three seeds per row, beside the baseline under the same recipe and seeds,
+# weights, 224 px), three seeds per row, beside that recipe's baseline-seed* runs (same seeds),
 # on the 2-core CPU. Run from the repository root; writes under $1 (default: this folder).
 # Rows (library defaults otherwise: product of the masks, channel hand-over by concatenation),
 # every CN-CNN row with $CN_OPTS, default width 128 aligned at S4's stride 16: at 224 px the
 # default width 256 at stride 8 would put about 11 GMACs of ConvLSTM on a 0.4-GMAC backbone;
 # this setting has about 0.7 (the same for every CN-CNN row, so the rows stay comparable):
-#   baseline-seedS   the plain network (Table 2 "Baseline")
 #   hl-seedS         hl=add lh=off (Table 2 "HL": the FPN-style sum of the aligned levels)
 #   hl_lh-seedS      hl=add lh=on  (Table 2 "HL+LH" = Table 3 "w/o ConvLSTM")
 #   cn_cnn-seedS     hl=convlstm lh=on (Table 3 "w/ ConvLSTM", the full model of Table 1)
@@ -19,7 +18,6 @@ CN_OPTS=${CN_OPTS:---opt width=128 --opt align=s4}
 RUN_PREFIX="flock /tmp/fgvc-cpu.lock env OMP_NUM_THREADS=2"
 source "$(dirname "$0")/../recipe.sh"
 for seed in 0 1 2; do
-  run baseline-seed$seed --method baseline --epochs $EPOCHS --seed $seed $SELECTED
   run hl-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=add --opt lh=off
   run hl_lh-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=add --opt lh=on
   run cn_cnn-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=convlstm --opt lh=on

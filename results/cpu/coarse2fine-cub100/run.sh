@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coarse2Fine on real photographs, on the CPU: Coarse2Fine with and without the orthogonal
-# initialisation of the attention weights, and the plain backbone (the baseline method) under
-# the same recipe, three seeds each. Data: the CUB subset (shared/data/cub100-227px, 100
+# initialisation of the attention weights, three seeds each (the baseline rows are the
+# real-data recipe's results/cpu/real-recipe/baseline-seed* runs, same recipe and seeds). Data: the CUB subset (shared/data/cub100-227px, 100
 # species); EfficientNet-Lite0 with its ImageNet weights; the `transfer` profile (224 px).
 # Run from the repository root; writes under $1 (default: this folder). A finished run is
 # kept, an interrupted one resumes.
@@ -11,14 +11,13 @@
 # attention maps at 224 px, up-sampled 32x by five transposed convolutions. The transfer
 # profile's Coarse2Fine options pre-train the up-sampler on 6,000 pairs (7 px) for 5 epochs.
 #
-# The recipe is the real-data recipe of results/cpu/real-recipe: when its sweep has
-# selected settings (sweep.txt), they are used here too; otherwise the transfer profile's.
+# The recipe is the real-data recipe of results/cpu/real-recipe (the settings its sweeps
+# selected, recipe.sh).
 set -euo pipefail
 R=${1:-results/cpu/coarse2fine-cub100}
 SEEDS=${SEEDS:-"0 1 2"}
 source "$(dirname "$0")/../recipe.sh"
 for seed in $SEEDS; do
-  run "baseline-seed$seed" --epochs "$EPOCHS" $SELECTED --method baseline --seed "$seed"
   run "c2f-ortho-seed$seed" --epochs "$EPOCHS" $SELECTED --method coarse2fine --opt orthogonal_init=true --seed "$seed"
   run "c2f-plaininit-seed$seed" --epochs "$EPOCHS" $SELECTED --method coarse2fine --opt orthogonal_init=false --seed "$seed"
 done
