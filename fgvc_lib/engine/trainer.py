@@ -547,7 +547,11 @@ def train_or_load(cfg: TrainConfig, out_dir: str | Path, device: str | None = No
             if progress:
                 print(f"{out_dir}: config changed ({', '.join(changed)}); training afresh", flush=True)
             retrain = True
-    if retrain and out_dir.exists():
+    if retrain and out_dir.is_symlink():
+        # A link to another folder's run (a sweep reusing a run of another sweep): drop the
+        # link, never the run it points to.
+        out_dir.unlink()
+    elif retrain and out_dir.exists():
         shutil.rmtree(out_dir)
     rec = train(cfg, out_dir, resume=True, device=device, progress=progress)
     rec["path"] = str(out_dir)

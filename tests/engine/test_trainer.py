@@ -268,3 +268,20 @@ def test_cpu_channels_last_is_asked_for_by_the_environment_and_trains_the_same(
     assert plain["config"] == nhwc["config"]
     assert nhwc["history"][0]["train"]["loss"] == pytest.approx(
         plain["history"][0]["train"]["loss"], rel=1e-4)
+
+
+def test_train_or_load_reuses_a_linked_run_and_replaces_only_the_link(tmp_path, tiny_cfg):
+    """A sweep may reuse another sweep's run through a symlink: the same config loads it;
+    another config drops the link and trains in a folder of its own, leaving the linked
+    run as it was."""
+    target = tmp_path / "sweep-lr" / "point"
+    first = train_or_load(tiny_cfg(epochs=1), target, progress=False)
+    link = tmp_path / "sweep-bn" / "point"
+    link.parent.mkdir()
+    link.symlink_to(target, target_is_directory=True)
+    reused = train_or_load(tiny_cfg(epochs=1), link, progress=False)
+    assert reused["provenance"]["started"] == first["provenance"]["started"]
+    other = train_or_load(tiny_cfg(epochs=1, lr=0.02), link, progress=False)
+    assert not link.is_symlink() and other["config"]["lr"] == 0.02
+    kept = json.loads((target / "results.json").read_text())
+    assert kept["provenance"]["started"] == first["provenance"]["started"]
