@@ -40,8 +40,9 @@ from fgvc_lib.engine.distributed import (DistInfo, barrier, cleanup, init_distri
                                          params_checksum_consistent)
 from fgvc_lib.engine.loaders import DataBundle, build_loaders
 from fgvc_lib.engine.metrics import accuracy_metrics
-from fgvc_lib.engine.run_folder import RunFolder
+from fgvc_lib.engine.run_folder import LOCK_FILE, RunFolder
 from fgvc_lib.errors import FGVCError
+from fgvc_lib.io import FileLock
 from fgvc_lib.methods import build_model, get_spec, recorded_options
 from fgvc_lib.models.backbones import weights_normalization
 from fgvc_lib.models.step import StepContext
@@ -552,7 +553,15 @@ def train_or_load(cfg: TrainConfig, out_dir: str | Path, device: str | None = No
         # link, never the run it points to.
         out_dir.unlink()
     elif retrain and out_dir.exists():
-        shutil.rmtree(out_dir)
+        # Never delete a folder another process is training in: take its lock first (a
+        # held lock is a one-line error naming the holder).
+        lock = FileLock(out_dir / LOCK_FILE).acquire(
+            what=f"run folder {out_dir}",
+            fix="wait for that run to end (or stop it), or choose another folder")
+        try:
+            shutil.rmtree(out_dir)
+        finally:
+            lock.release()
     rec = train(cfg, out_dir, resume=True, device=device, progress=progress)
     rec["path"] = str(out_dir)
     return rec

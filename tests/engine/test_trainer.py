@@ -285,3 +285,19 @@ def test_train_or_load_reuses_a_linked_run_and_replaces_only_the_link(tmp_path, 
     assert not link.is_symlink() and other["config"]["lr"] == 0.02
     kept = json.loads((target / "results.json").read_text())
     assert kept["provenance"]["started"] == first["provenance"]["started"]
+
+
+def test_train_or_load_never_deletes_a_folder_another_run_holds(tmp_path, tiny_cfg):
+    """A changed config replaces the old run, but not while another process trains there
+    (its lock is held): one line naming the fix, and the folder stays as it is."""
+    from fgvc_lib.io import FileLock
+
+    train_or_load(tiny_cfg(epochs=1), tmp_path / "run", progress=False)
+    holder = FileLock(tmp_path / "run" / ".lock").acquire()   # stands for a running trainer
+    try:
+        with pytest.raises(FGVCError, match="in use by another process") as err:
+            train_or_load(tiny_cfg(epochs=1, lr=0.02), tmp_path / "run", progress=False)
+        assert "\n" not in str(err.value)
+        assert json.loads((tmp_path / "run" / "results.json").read_text())["config"]["lr"] != 0.02
+    finally:
+        holder.release()
