@@ -4,12 +4,11 @@
 # wraps every training command.
 CUB=${CUB:-$(realpath ../shared/data/cub100-227px)}
 FGVC=${FGVC:-.venv/bin/fgvc}
-EPOCHS=${EPOCHS:-3}
+EPOCHS=${EPOCHS:-5}
 COMMON="--dataset cub_list --data-root $CUB --profile transfer --workers 1 --device cpu --quiet"
-# The settings the validation sweep of results/cpu/real-recipe selected (its flags), if any:
-# "backbone_lr_mult=1.0,bn_policy=frozen: ... <- selected" -> --backbone-lr-mult 1.0 --bn-policy frozen
-SELECTED=${SELECTED:-$(grep -s "selected on validation" results/cpu/real-recipe/sweep.txt | cut -d: -f1 \
-           | tr ',' '\n' | sed -E 's/^([a-z_]+)=(.*)$/--\1 \2/; s/_/-/g' | tr '\n' ' ' || true)}
+# The settings the validation sweeps of results/cpu/real-recipe selected (its selected.txt:
+# "selected on validation: --lr 0.1 --backbone-lr-mult 1.0 --bn-policy frozen"), if recorded:
+SELECTED=${SELECTED:-$(sed -n 's/^selected on validation: //p' results/cpu/real-recipe/selected.txt 2>/dev/null || true)}
 echo "selected on validation: ${SELECTED:-none recorded, transfer profile defaults}"
 run() {  # a finished run is kept; an interrupted one resumes
   local out=$1; shift
