@@ -272,6 +272,9 @@ class Trainer:
         self.start_epoch = 0
         self.best: dict[str, Any] = {"epoch": -1, "val_top1": -1.0}
         self.started = utc_now()
+        # The code this process runs: read once, at the start, so that commits made while
+        # the run trains do not relabel it.
+        self.run_provenance = provenance(self.device)
 
     # -- setup -------------------------------------------------------------
     def _configure_determinism(self) -> None:
@@ -466,7 +469,7 @@ class Trainer:
             "status": status, "config": self.cfg.to_dict(), "spec": self._spec(),
             "dataset": self.data.info, "classes": self.data.classes,
             "world_size": self.dist.world_size,
-            "provenance": {**provenance(self.device), "started": self.started,
+            "provenance": {**self.run_provenance, "started": self.started,
                            "channels_last": self.channels_last,
                            "finished": utc_now() if status == "finished" else None,
                            "profile": self.cfg.profile},

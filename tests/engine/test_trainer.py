@@ -301,3 +301,19 @@ def test_train_or_load_never_deletes_a_folder_another_run_holds(tmp_path, tiny_c
         assert json.loads((tmp_path / "run" / "results.json").read_text())["config"]["lr"] != 0.02
     finally:
         holder.release()
+
+
+def test_the_record_names_the_code_the_run_started_with(tmp_path, tiny_cfg, monkeypatch):
+    """A commit made while a run trains must not relabel the run: provenance is read once."""
+    import fgvc_lib.engine.trainer as trainer_module
+    from fgvc_lib.results import provenance as real_provenance
+
+    calls = []
+
+    def counting_provenance(device):
+        calls.append(device)
+        return {**real_provenance(device), "git": {"commit": f"commit-{len(calls)}"}}
+
+    monkeypatch.setattr(trainer_module, "provenance", counting_provenance)
+    rec = train(tiny_cfg(epochs=2), tmp_path / "run", progress=False)
+    assert rec["provenance"]["git"]["commit"] == "commit-1"
