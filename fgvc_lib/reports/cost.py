@@ -27,6 +27,7 @@ import contextlib
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ContextManager
 
 import torch
@@ -125,4 +126,62 @@ def training_step_flops(model: nn.Module, images: torch.Tensor, targets: torch.T
                      optimizer_steps=ctx.optimizer_steps)
 
 
-__all__ = ["StepFlops", "cost_breakdown", "training_step_flops"]
+#: Columns of :func:`training_flops_table`: a flop-count record's ``measures`` key -> header.
+TRAINING_FLOPS_COLUMNS = {
+    "params_m": "params (M)", "macs_g": "eval GMACs",
+    "optimizer_steps_per_batch": "optimiser steps per batch",
+    "train_gflops_per_img": "training GFLOPs per image",
+    "flops_vs_reference": "x plain ResNet-50 step",
+}
+
+
+def training_flops_table(folder: str | Path):
+    """The training-step FLOP counts recorded under ``folder`` (the JSON files of
+    ``benchmarks/bench_model.py --mode flops --reference --json``, e.g.
+    ``results/cpu/flops/``), one row per record: parameters, one evaluation forward's
+    MACs, optimiser steps per batch, FLOPs of one whole training step per image and
+    their ratio to a plain ResNet-50 step counted in the same run.
+
+    A row is named by its method's title, followed by the options it was counted with
+    (``--option``), so that a variant such as CMAL-Net's ``truncated_steps=false`` is a row
+    of its own. ``table.attrs["caption"]`` names the setting the records share. A folder
+    with no record gives an empty table; a record without these counts is refused with
+    the command that writes them.
+    """
+    import json
+
+    import pandas as pd
+
+    from fgvc_lib.errors import FGVCError
+    from fgvc_lib.methods import get_spec
+
+    rows: dict[str, dict[str, float]] = {}
+    settings: set[str] = set()
+    devices: set[str] = set()
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            measures, config = record["measures"], record["config"]
+            row = {header: float(measures[key]) for key, header in TRAINING_FLOPS_COLUMNS.items()}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise FGVCError(f"{path} is not a training-FLOP record ({type(exc).__name__}: {exc})",
+                            "write it with benchmarks/bench_model.py --mode flops --reference "
+                            "--json FILE") from None
+        options = ", ".join(config.get("option") or [])
+        name = get_spec(config["method"]).title + (f" ({options})" if options else "")
+        rows[name] = row
+        settings.add(f"{config['backbone']}, {config['image_size']} px, "
+                     f"{config['num_classes']} classes")
+        devices.add(record.get("provenance", {}).get("device", {}).get("name", "unknown device"))
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(TRAINING_FLOPS_COLUMNS.values()))
+    table = table.sort_values("x plain ResNet-50 step").rename_axis("method")
+    table.attrs["caption"] = (
+        f"FLOPs of one whole training step per image (forward and backward of every optimiser "
+        f"step the method takes on a batch), counted by torch.utils.flop_counter on "
+        f"{', '.join(sorted(devices)) or 'no device'}; {'; '.join(sorted(settings)) or 'no record'}; "
+        f"'x plain ResNet-50 step': against a plain ResNet-50 step counted in the same run")
+    return table
+
+
+__all__ = ["StepFlops", "TRAINING_FLOPS_COLUMNS", "cost_breakdown", "training_flops_table",
+           "training_step_flops"]

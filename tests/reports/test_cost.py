@@ -57,3 +57,54 @@ def test_training_step_flops_match_the_analytic_count():
     assert flops.per_image == 2 * per_step / b
     # The counted step ran on a copy: the model itself did not train.
     assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())
+
+
+def _flops_record(method: str, options: list[str], steps: int, gflops: float, reference: float):
+    return {"measures": {"params_m": 1.5, "macs_g": 2.0, "optimizer_steps_per_batch": steps,
+                         "train_gflops_per_img": gflops, "reference_gflops_per_img": reference,
+                         "flops_vs_reference": gflops / reference},
+            "config": {"method": method, "option": options, "backbone": "resnet50",
+                       "image_size": 448, "num_classes": 200},
+            "provenance": {"device": {"name": "CPU (test)"}}}
+
+
+def test_training_flops_table_reads_one_row_per_record(tmp_path):
+    import json
+
+    from fgvc_lib.methods import get_spec
+    from fgvc_lib.reports import training_flops_table
+
+    records = {"a.json": _flops_record("cmal", ["truncated_steps=false"], 5, 900.0, 100.0),
+               "b.json": _flops_record("baseline", [], 1, 100.0, 100.0)}
+    for name, record in records.items():
+        (tmp_path / name).write_text(json.dumps(record))
+    table = training_flops_table(tmp_path)
+    cmal = f"{get_spec('cmal').title} (truncated_steps=false)"
+    # Sorted by cost; the variant keeps its options in its name.
+    assert list(table.index) == [get_spec("baseline").title, cmal]
+    assert table.loc[cmal, "x plain ResNet-50 step"] == 9.0
+    assert table.loc[cmal, "optimiser steps per batch"] == 5
+    assert "resnet50, 448 px, 200 classes" in table.attrs["caption"]
+    assert "CPU (test)" in table.attrs["caption"]
+
+
+def test_training_flops_table_refuses_a_record_without_counts(tmp_path):
+    from fgvc_lib.errors import FGVCError
+    from fgvc_lib.reports import training_flops_table
+
+    (tmp_path / "timed.json").write_text('{"measures": {"train_img_s": 10}, "config": {}}')
+    with pytest.raises(FGVCError, match="bench_model.py --mode flops"):
+        training_flops_table(tmp_path)
+
+
+def test_the_recorded_flop_counts_cover_every_method():
+    from pathlib import Path
+
+    from fgvc_lib.methods import get_spec
+    from fgvc_lib.reports import training_flops_table
+
+    table = training_flops_table(Path(__file__).parents[2] / "results" / "cpu" / "flops")
+    for method in available_methods():
+        title = get_spec(method).title  # e.g. "Coarse2Fine (pretrain_pairs=0)": with its options
+        assert any(row == title or row.startswith(title + " (") for row in table.index), method
+    assert table.loc[get_spec("baseline").title, "x plain ResNet-50 step"] == pytest.approx(1.0)
