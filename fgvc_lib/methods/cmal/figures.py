@@ -293,7 +293,7 @@ def method_diagram(num_experts: int = 3) -> Figure:
     ax.annotate("", xy=(0.9, 7.2), xytext=(xs[2], cam_y + 0.45),
                 arrowprops=dict(arrowstyle="-|>", color="tab:red", linestyle="--",
                                 connectionstyle="angle,angleA=180,angleB=-90,rad=8", lw=1.2))
-    ax.text(0.25, 3.9, "crops, resized:\ninputs of the\nother experts\n(MDA)", fontsize=9,
+    ax.text(1.05, 3.9, "crops, resized:\ninputs of the\nother experts\n(MDA)", fontsize=9,
             color="tab:red", ha="left")
     # the steps
     steps = ("Each batch makes $N+2 = 5$ optimiser steps.  1: $p_3$ on the raw image (its forward gives "
