@@ -154,6 +154,7 @@ def training_flops_table(folder: str | Path):
 
     from fgvc_lib.errors import FGVCError
     from fgvc_lib.methods import get_spec
+    from fgvc_lib.reports.speed import bench_device
 
     rows: dict[str, dict[str, float]] = {}
     settings: set[str] = set()
@@ -172,7 +173,7 @@ def training_flops_table(folder: str | Path):
         rows[name] = row
         settings.add(f"{config['backbone']}, {config['image_size']} px, "
                      f"{config['num_classes']} classes")
-        devices.add(record.get("provenance", {}).get("device", {}).get("name", "unknown device"))
+        devices.add(bench_device(record))
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(TRAINING_FLOPS_COLUMNS.values()))
     table = table.sort_values("x plain ResNet-50 step").rename_axis("method")
     table.attrs["caption"] = (
