@@ -49,7 +49,6 @@ def test_a_tiny_smoke_run_matches_the_record_made_before_the_move(method, tmp_pa
 
 _CHILD = """
 import json, sys, torch
-torch.set_num_threads(1)
 assert torch.backends.cpu.get_cpu_capability() in ("AVX2", "DEFAULT"), \\
     torch.backends.cpu.get_cpu_capability()
 from fgvc_lib.config import resolve_config
