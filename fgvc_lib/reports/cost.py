@@ -146,7 +146,7 @@ def training_flops_table(folder: str | Path):
     (``--option``), so that a variant such as CMAL-Net's ``truncated_steps=false`` is a row
     of its own. ``table.attrs["caption"]`` names the setting the records share. A folder
     with no record gives an empty table; a record without these counts is refused with
-    the command that writes them.
+    the command that writes them, and two records of the same row are refused by name.
     """
     import json
 
@@ -157,6 +157,7 @@ def training_flops_table(folder: str | Path):
     from fgvc_lib.reports.speed import bench_device
 
     rows: dict[str, dict[str, float]] = {}
+    sources: dict[str, Path] = {}
     settings: set[str] = set()
     devices: set[str] = set()
     for path in sorted(Path(folder).glob("*.json")):
@@ -170,7 +171,10 @@ def training_flops_table(folder: str | Path):
                             "--json FILE") from None
         options = ", ".join(config.get("option") or [])
         name = get_spec(config["method"]).title + (f" ({options})" if options else "")
-        rows[name] = row
+        if name in rows:  # one row per method and options; a second count would replace the first
+            raise FGVCError(f"{sources[name]} and {path} both count {name!r}",
+                            "delete the stale one, or count the second with different --option")
+        rows[name], sources[name] = row, path
         settings.add(f"{config['backbone']}, {config['image_size']} px, "
                      f"{config['num_classes']} classes")
         devices.add(bench_device(record))

@@ -97,6 +97,18 @@ def test_training_flops_table_refuses_a_record_without_counts(tmp_path):
         training_flops_table(tmp_path)
 
 
+def test_training_flops_table_refuses_two_records_of_the_same_row(tmp_path):
+    import json
+
+    from fgvc_lib.errors import FGVCError
+    from fgvc_lib.reports import training_flops_table
+
+    for name, gflops in (("old.json", 900.0), ("new.json", 800.0)):
+        (tmp_path / name).write_text(json.dumps(_flops_record("cmal", [], 5, gflops, 100.0)))
+    with pytest.raises(FGVCError, match=r"new\.json and .*old\.json both count .*delete the stale"):
+        training_flops_table(tmp_path)
+
+
 def test_the_recorded_flop_counts_cover_every_method():
     from pathlib import Path
 
