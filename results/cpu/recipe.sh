@@ -15,7 +15,17 @@ SELECTED=${SELECTED:-$(sed -n 's/^selected on validation: //p' results/cpu/real-
 echo "selected on validation: ${SELECTED:-none recorded, transfer profile defaults}"
 run() {  # a finished run is kept; an interrupted one resumes
   local out=$1; shift
-  if grep -qs '"status": "finished"' "$R/$out/results.json"; then return; fi
+  if grep -qs '"status": "finished"' "$R/$out/results.json"; then
+    # A finished run is kept only if it answers the same question: a run of other epochs
+    # in the folder would otherwise stand in silently for the one asked for.
+    local had
+    had=$(sed -n 's/^ *"epochs": \([0-9]*\),$/\1/p' "$R/$out/results.json" | head -n 1)
+    if [ "$had" != "$EPOCHS" ]; then
+      echo "run: $R/$out holds a finished ${had}-epoch run, not $EPOCHS; pass another output folder as \$1" >&2
+      exit 2
+    fi
+    return
+  fi
   if [ -f "$R/$out/checkpoint.pt" ]; then set -- "$@" --resume; fi
   ${RUN_PREFIX:-} $FGVC train $COMMON "$@" --out "$R/$out"
 }
