@@ -104,17 +104,22 @@ def recipe_differences(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]
 
 #: Where the real-data recipe's probe and fine-tuned baseline live, under ``results/``.
 RECIPE_FOLDER = ("cpu", "real-recipe")
+#: The same baseline at other epoch counts (the probe trains no backbone, so it has one).
+RECIPE_BASELINE_FOLDERS = {5: RECIPE_FOLDER, 10: ("cpu", "real-recipe-10ep")}
 
 
-def recipe_baseline(results_root: str | Path) -> tuple[Any, list[Any]]:
+def recipe_baseline(results_root: str | Path, epochs: int = 5) -> tuple[Any, list[Any]]:
     """The linear probe (or None) and the fine-tuned baseline's seed runs of the real-data
-    recipe (``results/cpu/real-recipe``, its sweeps left out): the reference rows of every
-    chapter's real-data table."""
-    folder = Path(results_root).joinpath(*RECIPE_FOLDER)
-    if not folder.exists():
-        return None, []
-    probe = next(iter(load_runs(folder, kind="probe")), None)
-    return probe, seed_groups(folder, {"baseline": "baseline"})["baseline"]
+    recipe at ``epochs`` (``results/cpu/real-recipe`` for 5, ``real-recipe-10ep`` for 10,
+    their sweeps left out): the reference rows of every chapter's real-data table."""
+    if epochs not in RECIPE_BASELINE_FOLDERS:
+        raise FGVCError(f"no recorded recipe baseline at {epochs} epochs",
+                        f"use one of {sorted(RECIPE_BASELINE_FOLDERS)}")
+    root = Path(results_root)
+    folder = root.joinpath(*RECIPE_FOLDER)
+    probe = next(iter(load_runs(folder, kind="probe")), None) if folder.exists() else None
+    base_folder = root.joinpath(*RECIPE_BASELINE_FOLDERS[epochs])
+    return probe, seed_groups(base_folder, {"baseline": "baseline"})["baseline"]
 
 
 def seed_groups(folder: str | Path, rows: Mapping[str, str]) -> dict[str, list[Any]]:

@@ -91,6 +91,20 @@ def test_seed_groups_and_the_recipe_baseline_read_the_run_scripts_names(tmp_path
     assert recipe_baseline(tmp_path / "empty") == (None, [])
 
 
+def test_the_10_epoch_recipe_baseline_has_its_own_folder_and_other_epochs_are_refused(tmp_path):
+    from fgvc_lib.reports.protocol import recipe_baseline
+
+    _record_on_disk(tmp_path / "cpu" / "real-recipe", "baseline-seed0", 80.0, 0)
+    _record_on_disk(tmp_path / "cpu" / "real-recipe-10ep", "baseline-seed0", 85.0, 0)
+    _record_on_disk(tmp_path / "cpu" / "real-recipe-10ep", "baseline-seed1", 86.0, 1)
+    _, five = recipe_baseline(tmp_path)
+    _, ten = recipe_baseline(tmp_path, epochs=10)
+    assert [r.name for r in five] == ["baseline-seed0"]
+    assert sorted(r.name for r in ten) == ["baseline-seed0", "baseline-seed1"]
+    with pytest.raises(FGVCError, match="no recorded recipe baseline at 7 epochs"):
+        recipe_baseline(tmp_path, epochs=7)
+
+
 def test_a_row_without_runs_says_none_recorded():
     table = comparison_table({"baseline": [_run(80.0, 0), _run(82.0, 1)], "method": []})
     assert table.loc["method", "seeds"] == "none recorded"
