@@ -23,9 +23,10 @@ they cannot disagree about it.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -47,10 +48,20 @@ class BackboneInfo:
     #: BatchNorm momentum the pretrained weights were trained with (PyTorch convention);
     #: TensorFlow's decay 0.99 is momentum 0.01.
     source_bn_momentum: float = 0.1
+    #: Architecture arguments passed to ``timm.create_model`` (widths, output stride): a
+    #: variant of ``timm_name`` that no pretrained file fits, so it trains from scratch.
+    timm_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 BACKBONES: dict[str, BackboneInfo] = {
     "resnet18": BackboneInfo("resnet18", "ResNet-18 (small; CPU smoke runs)"),
+    # Half the widths of ResNet-18 and layer3/layer4 dilated instead of strided (output
+    # stride 8): an 8x8 last stage at 64 px for about 1.3x ResNet-18's MACs there, so
+    # attention maps of a CPU run have cells smaller than a part (results/cpu/smoke-8x8).
+    "resnet18_half_os8": BackboneInfo("resnet18", "ResNet-18 at half width, output stride 8 "
+                                      "(8x8 maps at 64 px; from scratch)",
+                                      timm_kwargs={"channels": (32, 64, 128, 256),
+                                                   "stem_width": 32, "output_stride": 8}),
     "resnet50": BackboneInfo("resnet50", "ResNet-50, the papers' default"),
     "resnet101": BackboneInfo("resnet101", "ResNet-101"),
     "seresnet50": BackboneInfo("seresnet50", "SE-ResNet-50, reduction 16 in every block (Cross-X)"),
@@ -130,8 +141,15 @@ class Backbone(nn.Module):
 
         self.name = name
         self.info = BACKBONES[name]
+        pretrained = pretrained or weights is not None
+        if pretrained and self.info.timm_kwargs:
+            raise FGVCError(f"backbone {name!r} changes {self.info.timm_name}'s architecture, so "
+                            "no pretrained weights fit it",
+                            f"train it from scratch (no --pretrained / --weights), or use "
+                            f"{self.info.timm_name!r} for pretrained weights")
         self.body = timm.create_model(self.info.timm_name, pretrained=False,
-                                      features_only=True, out_indices=(1, 2, 3, 4))
+                                      features_only=True, out_indices=(1, 2, 3, 4),
+                                      **self.info.timm_kwargs)
         self.channels: list[int] = list(self.body.feature_info.channels())
         self.reductions: list[int] = list(self.body.feature_info.reduction())
         self.stage_names: list[str] = [
@@ -149,7 +167,6 @@ class Backbone(nn.Module):
             self.stage_names[-1] = self.feature_head[-1]
         #: What ``bn_policy="source"`` sets the backbone's BatchNorm momentum to.
         self.source_bn_momentum = self.info.source_bn_momentum
-        pretrained = pretrained or weights is not None
         if pretrained:
             load_pretrained(self.body, name, self.info.timm_name, weights)
         self.normalization: Normalization = weights_normalization(name, pretrained)

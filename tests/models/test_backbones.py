@@ -137,3 +137,26 @@ def test_a_shallow_forward_returns_the_same_maps_and_skips_the_deeper_stages(nam
     assert ran == [True]  # only the full pass ran the last stage
     with pytest.raises(FGVCError, match="depth must be a stage index"):
         backbone(x, depth=4)
+
+
+def test_the_half_width_output_stride_8_resnet18_keeps_8x8_maps_at_64_px() -> None:
+    """Layers 3 and 4 dilated instead of strided: the last three stages stay at stride 8, so a
+    64-px image gives 8x8 attention maps, and the reductions say so."""
+    torch.manual_seed(0)
+    net = build_backbone("resnet18_half_os8").eval()
+    assert net.channels == [32, 64, 128, 256]
+    assert net.reductions == [4, 8, 8, 8]
+    with torch.no_grad():
+        maps = net(torch.randn(2, 3, 64, 64))
+    assert [tuple(m.shape) for m in maps] == [(2, 32, 16, 16), (2, 64, 8, 8), (2, 128, 8, 8),
+                                              (2, 256, 8, 8)]
+    # A quarter of ResNet-18's parameters (half the widths of every convolution).
+    full = sum(p.numel() for p in build_backbone("resnet18").parameters())
+    assert sum(p.numel() for p in net.parameters()) == pytest.approx(full / 4, rel=0.01)
+
+
+def test_no_pretrained_weights_fit_a_changed_architecture(tmp_path) -> None:
+    with pytest.raises(FGVCError, match="no pretrained weights fit it.*from scratch"):
+        build_backbone("resnet18_half_os8", pretrained=True)
+    with pytest.raises(FGVCError, match="no pretrained weights fit it"):
+        build_backbone("resnet18_half_os8", weights=tmp_path / "any.pt")
