@@ -55,36 +55,38 @@ def train_missing(fgvc: str) -> None:
                 subprocess.run(cmd, check=True)
 
 
-def attention_scores(path: Path) -> dict[str, dict[str, float]]:
+def attention_scores(run) -> dict[str, dict[str, float]]:
+    """``attention_report`` of a finished run (a ``RunRecord``), its best checkpoint."""
     from fgvc_lib.attention.report import attention_report
-    from fgvc_lib.config import TrainConfig
     from fgvc_lib.data.transforms import DeviceNormalize
     from fgvc_lib.engine.loaders import build_split
     from fgvc_lib.engine.trainer import load_trained_model
     from fgvc_lib.models.backbones import input_normalization
 
-    cfg = TrainConfig.from_dict(json.loads((path / "results.json").read_text())["config"])
-    model = load_trained_model(path, which="best")
-    return attention_report(model, build_split(cfg, "test"), cfg.image_size, maps=list(MAPS),
-                            normalizer=DeviceNormalize(*input_normalization(model)))
+    model = load_trained_model(run.path, which="best")
+    return attention_report(model, build_split(run.config, "test"), run.config.image_size,
+                            maps=list(MAPS), normalizer=DeviceNormalize(*input_normalization(model)))
 
 
 def report() -> dict:
     import statistics
 
+    from fgvc_lib.reports import load_runs
+    from fgvc_lib.reports.protocol import seed_stats
+
+    runs = {r.name: r for r in load_runs(HERE / "runs")} if (HERE / "runs").exists() else {}
     rows = {}
     for method in METHODS:
         for config in CONFIGS:
-            runs = [run_dir(method, config, s) for s in SEEDS if finished(run_dir(method, config, s))]
-            recs = [json.loads((r / "results.json").read_text()) for r in runs]
-            top1 = [rec["metrics"]["test_best_val"]["final"]["top1"] for rec in recs]
-            secs = [round(sum(h["time_s"] for h in rec["history"]), 1) for rec in recs]
-            row = {"seeds": len(recs), "top1": top1,
-                   "top1_mean": statistics.mean(top1) if top1 else None,
-                   "top1_std": statistics.stdev(top1) if len(top1) > 1 else None,
-                   "train_s": secs}
-            if method == "baseline" and runs:
-                per_seed = [attention_scores(r) for r in runs]
+            group = [runs[d.name] for d in (run_dir(method, config, s) for s in SEEDS)
+                     if d.name in runs]
+            stats = seed_stats(group) if group else None  # test top-1 at the selected epoch
+            row = {"seeds": len(group), "top1": stats["values"] if stats else [],
+                   "top1_mean": stats["mean"] if stats else None,
+                   "top1_std": stats["std"] if stats and stats["n"] > 1 else None,
+                   "train_s": [round(sum(h["time_s"] for h in r.history), 1) for r in group]}
+            if method == "baseline" and group:
+                per_seed = [attention_scores(r) for r in group]
                 row["attention"] = {m: {k: statistics.mean(s[m][k] for s in per_seed)
                                         for k in per_seed[0][m]} for m in MAPS}
             rows[f"{method} / {config}"] = row
