@@ -138,8 +138,10 @@ class MethodSpec:
     legacy_defaults: Mapping[str, Any] = field(default_factory=dict)
     chapter: str = ""
 
-    def default_options(self) -> dict[str, Any]:
-        return self.options().to_dict()
+    def default_options(self, profile: str | None = None) -> dict[str, Any]:
+        """Every option at its default; with ``profile``, that profile's scale defaults
+        (``profile_options``) applied, as ``resolve_config`` applies them to a run."""
+        return self.make_options(self.profile_options.get(profile, {}) if profile else {}).to_dict()
 
     def make_options(self, values: Mapping[str, Any]) -> MethodOptions:
         return self.options.from_dict(values)

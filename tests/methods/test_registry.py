@@ -71,3 +71,17 @@ def test_an_old_spec_without_resolved_options_reads_with_the_defaults_of_its_tim
         **default_options("cmal"), "mda_draw": "sample", "truncated_steps": False}
     new = build_model("cross_x", 5, backbone="resnet18").fgvc_spec
     assert recorded_options(new) == new["resolved_options"]
+
+
+def test_default_options_of_a_profile_are_what_a_run_of_that_profile_records():
+    from fgvc_lib.config import resolve_config
+    from fgvc_lib.methods import get_spec
+
+    spec = get_spec("coarse2fine")
+    transfer = spec.default_options("transfer")
+    # the transfer profile shortens the up-sampler's pre-training (a scale setting) ...
+    assert transfer["pretrain_pairs"] == 6000 and spec.default_options()["pretrain_pairs"] == 60000
+    # ... and a run resolved under that profile without options records exactly these
+    cfg = resolve_config("coarse2fine", "synthetic", "transfer")
+    assert spec.make_options(cfg.method_options).to_dict() == transfer
+    assert get_spec("baseline").default_options("transfer") == get_spec("baseline").default_options()
