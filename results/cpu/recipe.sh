@@ -15,11 +15,19 @@ SELECTED=${SELECTED:-$(sed -n 's/^selected on validation: //p' results/cpu/real-
 echo "selected on validation: ${SELECTED:-none recorded, transfer profile defaults}"
 run() {  # a finished run is kept; an interrupted one resumes
   local out=$1; shift
-  if grep -qs '"status": "finished"' "$R/$out/results.json"; then
+  # The epochs of a finished run in the folder, empty if there is none (read as JSON, so
+  # the trainer's formatting of results.json does not matter).
+  local had
+  had=$(${PYTHON:-.venv/bin/python} -c 'import json, sys
+try:
+    record = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    sys.exit()
+if record.get("status") == "finished":
+    print(record["config"]["epochs"])' "$R/$out/results.json")
+  if [ -n "$had" ]; then
     # A finished run is kept only if it answers the same question: a run of other epochs
     # in the folder would otherwise stand in silently for the one asked for.
-    local had
-    had=$(sed -n 's/^ *"epochs": \([0-9]*\),$/\1/p' "$R/$out/results.json" | head -n 1)
     if [ "$had" != "$EPOCHS" ]; then
       echo "run: $R/$out holds a finished ${had}-epoch run, not $EPOCHS; pass another output folder as \$1" >&2
       exit 2
