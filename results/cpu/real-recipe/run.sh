@@ -10,14 +10,12 @@
 #   4. the baseline with the selected settings on the whole training split, three seeds.
 # Test-set numbers of steps 2-3 use 300 test images and are never read by the selection.
 set -euo pipefail
-# channels_last trains Lite0 ~1.6x faster on this CPU (a memory layout, not a setting: the
-# records' provenance says which ran; the lr sweep's four runs ran without it).
-export FGVC_CPU_CHANNELS_LAST=${FGVC_CPU_CHANNELS_LAST:-1}
 R=${1:-results/cpu/real-recipe}
-CUB=${CUB:-$(realpath ../shared/data/cub100-227px)}
-FGVC=${FGVC:-.venv/bin/fgvc}
-EPOCHS=${EPOCHS:-5}
-COMMON="--dataset cub_list --data-root $CUB --profile transfer --workers 1 --device cpu --quiet"
+SEEDS=${SEEDS:-"0 1 2"}
+# recipe.sh: the data, the profile and `run`, shared with every method's script. It also
+# turns on channels_last, which trains Lite0 ~1.6x faster on this CPU (a memory layout, not a
+# setting: the records' provenance says which ran; the lr sweep's four runs ran without it).
+source "$(dirname "$0")/../recipe.sh"
 SWEEP="$COMMON --epochs 1 --max-test-samples 300"
 # "lr=0.1,backbone_lr_mult=0.1: best val ... <- selected" -> --lr 0.1 --backbone-lr-mult 0.1
 selected() { grep "selected on validation" "$1" | cut -d: -f1 | tr ',' '\n' \
@@ -36,12 +34,6 @@ $FGVC sweep $SWEEP $RATES --grid bn_policy=frozen,train --out "$R/sweep-bn" | te
 SELECTED="$RATES $(selected "$R/sweep-bn.txt")"
 echo "selected on validation: $SELECTED" | tee "$R/selected.txt"
 
-run() {  # a finished run is kept; an interrupted one resumes
-  local out=$1; shift
-  if grep -qs '"status": "finished"' "$R/$out/results.json"; then return; fi
-  if [ -f "$R/$out/checkpoint.pt" ]; then set -- "$@" --resume; fi
-  $FGVC train $COMMON "$@" --out "$R/$out"
-}
-for seed in 0 1 2; do
-  run baseline-seed$seed --method baseline --epochs $EPOCHS --seed $seed $SELECTED
+for seed in $SEEDS; do
+  run "baseline-seed$seed" --method baseline --epochs "$EPOCHS" --seed "$seed" $SELECTED
 done
