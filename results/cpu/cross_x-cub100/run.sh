@@ -9,13 +9,21 @@
 #   mixture-seedS        Eq. (9) on the normalised Eq. (7) (the literal reading)
 #   c3s_linear-seedS     per_branch with the released code's linear C3S
 # Each is compared with the baseline of results/cpu/real-recipe (same recipe and seeds).
+# SEEDS and ROWS pick a part (e.g. ROWS=per_branch for the default row alone).
 set -euo pipefail
 R=${1:-results/cpu/cross_x-cub100}
-RUN_PREFIX="flock /tmp/fgvc-cpu.lock env OMP_NUM_THREADS=2"
+SEEDS=${SEEDS:-"0 1 2"}
+ROWS=${ROWS:-"per_branch summed_logits mixture c3s_linear"}
+RUN_PREFIX=${RUN_PREFIX-"flock /tmp/fgvc-cpu.lock env OMP_NUM_THREADS=2"}
 source "$(dirname "$0")/../recipe.sh"
-for seed in 0 1 2; do
-  for term in per_branch summed_logits mixture; do
-    run $term-seed$seed --method cross_x --epochs $EPOCHS --seed $seed $SELECTED --opt data_loss=$term
+for seed in $SEEDS; do
+  for row in $ROWS; do
+    case $row in
+      per_branch|summed_logits|mixture) opt="data_loss=$row" ;;
+      c3s_linear) opt="c3s_form=linear" ;;
+      *) echo "run.sh: unknown row '$row'; use per_branch, summed_logits, mixture or c3s_linear" >&2
+         exit 2 ;;
+    esac
+    run "$row-seed$seed" --method cross_x --epochs "$EPOCHS" --seed "$seed" $SELECTED --opt "$opt"
   done
-  run c3s_linear-seed$seed --method cross_x --epochs $EPOCHS --seed $seed $SELECTED --opt c3s_form=linear
 done
