@@ -122,6 +122,18 @@ def recipe_baseline(results_root: str | Path, epochs: int = 5) -> tuple[Any, lis
     return probe, seed_groups(base_folder, {"baseline": "baseline"})["baseline"]
 
 
+def recipe_comparison(results_root: str | Path, folder: str, rows: Mapping[str, str],
+                      epochs: int = 5, claims: Mapping[str, bool] | None = None,
+                      reference: str = "baseline"):
+    """A chapter's real-data table at ``epochs``: the recipe's probe and fine-tuned baseline
+    (:func:`recipe_baseline`, its row labelled ``reference``) beside the seed runs of
+    ``results/cpu/<folder>`` named by ``rows`` (:func:`seed_groups`), read by
+    :func:`comparison_table` with the paper's ``claims``."""
+    probe, baseline_runs = recipe_baseline(results_root, epochs=epochs)
+    groups = {reference: baseline_runs, **seed_groups(Path(results_root) / "cpu" / folder, rows)}
+    return comparison_table(groups, reference=reference, probe=probe, claims=claims)
+
+
 def seed_groups(folder: str | Path, rows: Mapping[str, str]) -> dict[str, list[Any]]:
     """``label -> runs`` for ``rows`` (run-name prefix -> label): the finished runs under
     ``folder`` named ``<prefix>-seed<N>``, as the run scripts name them; a missing folder

@@ -110,3 +110,19 @@ def test_a_row_without_runs_says_none_recorded():
     assert table.loc["method", "seeds"] == "none recorded"
     assert math.isnan(table.loc["method", "test top-1 (%)"])
     assert table.loc["baseline", "test top-1 (%)"] == pytest.approx(81.0)
+
+
+def test_a_chapters_recipe_comparison_puts_its_rows_beside_the_baseline_of_the_same_epochs(tmp_path):
+    from fgvc_lib.reports.protocol import recipe_comparison
+
+    for seed, top1 in ((0, 84.0), (1, 86.0)):
+        _record_on_disk(tmp_path / "cpu" / "real-recipe-10ep", f"baseline-seed{seed}", top1, seed)
+    for seed, top1 in ((0, 88.0), (1, 90.0)):
+        _record_on_disk(tmp_path / "cpu" / "m-10ep", f"m-seed{seed}", top1, seed, method="m")
+    table = recipe_comparison(tmp_path, "m-10ep", {"m": "M", "other": "Other"}, epochs=10,
+                              claims={"M": True}, reference="plain")
+    assert list(table.index) == ["plain", "M", "Other"]
+    # by hand: means 85 and 89; difference 4 against 2 SE = 2 * sqrt(2/2 + 2/2) = 2.83
+    assert table.loc["M", "vs plain"] == pytest.approx(4.0)
+    assert table.loc["M", "paper's claim"] == "agrees"
+    assert table.loc["Other", "seeds"] == "none recorded"

@@ -10,9 +10,10 @@
 #   raw-seedS         Table 2's Baseline 1: the same network and steps, raw images only
 set -euo pipefail
 R=${1:-results/cpu/cmal-cub100}
+SEEDS=${SEEDS:-"0 1 2"}
 RUN_PREFIX="flock /tmp/fgvc-cpu.lock env OMP_NUM_THREADS=2"
 source "$(dirname "$0")/../recipe.sh"
-for seed in 0 1 2; do
+for seed in $SEEDS; do
   run mda-batch-seed$seed  --method cmal --epochs $EPOCHS --seed $seed $SELECTED --opt mda_draw=batch
   run mda-sample-seed$seed --method cmal --epochs $EPOCHS --seed $seed $SELECTED --opt mda_draw=sample
   run raw-seed$seed        --method cmal --epochs $EPOCHS --seed $seed $SELECTED --opt augmentation=raw

@@ -14,10 +14,11 @@
 # the pretrained extractor (conv_head + BN, stride 32, 1280).
 set -euo pipefail
 R=${1:-results/cpu/cn_cnn-cub100}
+SEEDS=${SEEDS:-"0 1 2"}
 CN_OPTS=${CN_OPTS:---opt width=128 --opt align=s4}
 RUN_PREFIX="flock /tmp/fgvc-cpu.lock env OMP_NUM_THREADS=2"
 source "$(dirname "$0")/../recipe.sh"
-for seed in 0 1 2; do
+for seed in $SEEDS; do
   run hl-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=add --opt lh=off
   run hl_lh-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=add --opt lh=on
   run cn_cnn-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=convlstm --opt lh=on
