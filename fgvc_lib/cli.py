@@ -53,6 +53,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     h.add_argument("--weight-decay", type=float, help="L2 weight decay (not on biases and norms)")
     h.add_argument("--warmup-epochs", type=int, help="linear learning-rate warm-up, in epochs")
     h.add_argument("--label-smoothing", type=float, help="label smoothing of the cross-entropy")
+    h.add_argument("--grad-clip-norm", type=float,
+                   help="clip the gradients' global L2 norm to this before each step (off by "
+                        "default)")
     h.add_argument("--bn-policy", choices=["auto", "train", "source", "frozen"],
                    help="the backbone's BatchNorm statistics while training: updated as usual "
                         "(train), with the pretrained weights' own momentum (source), or kept "
@@ -144,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: TrainConfig settings that ``train`` / ``table`` / ``probe`` flags override.
 RUN_SETTINGS = ("backbone", "pretrained", "weights", "epochs", "batch_size", "lr",
                 "backbone_lr_mult", "image_size", "resize_size", "weight_decay", "warmup_epochs",
-                "label_smoothing", "bn_policy", "num_workers", "seed", "max_train_samples",
+                "label_smoothing", "grad_clip_norm", "bn_policy", "num_workers", "seed", "max_train_samples",
                 "max_test_samples", "compile", "amp", "deterministic")
 
 

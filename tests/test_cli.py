@@ -160,3 +160,21 @@ def test_table_passes_method_options_under_the_rows_own(tmp_path, monkeypatch, c
                              "synthetic", "smoke", method_options=seen["method_options"])
     assert cfg.method_options == {"cv": 256, "augmentation": "mda", "pooling": "max", "t": 0.1}
     assert "t = 0.1" in capsys.readouterr().out
+
+
+def test_every_flag_a_diverged_run_is_told_to_use_exists_and_reaches_the_config(tmp_path):
+    import argparse
+    import re
+
+    from fgvc_lib.cli import _config_from_args, build_parser
+    from fgvc_lib.engine.trainer import non_finite_error
+
+    advice = str(non_finite_error(0, 3, {"loss": float("nan")}, tmp_path, None))
+    flags = re.findall(r"--[a-z][a-z-]+", advice)
+    assert "--grad-clip-norm" in flags and "--lr" in flags
+    parser = build_parser()
+    train = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    known = {s for a in train._actions for s in a.option_strings}
+    assert set(flags) <= known, set(flags) - known
+    args = parser.parse_args(["train", "--grad-clip-norm", "5", "--out", str(tmp_path)])
+    assert _config_from_args(args).grad_clip_norm == 5.0

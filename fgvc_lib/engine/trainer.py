@@ -194,8 +194,9 @@ def non_finite_error(epoch: int, epochs: int, losses: dict[str, float], out_dir:
             if last_good_epoch else "no epoch had finished, so there is no checkpoint")
     return FGVCError(f"training loss became non-finite in epoch {epoch + 1} of {epochs} ({bad}); "
                      f"the run was stopped and {kept}",
-                     "lower --lr (e.g. to a tenth), set grad_clip_norm or check the data, then train "
-                     "again in another --out folder (a --resume would repeat the same steps)")
+                     "lower --lr (e.g. to a tenth), clip the gradients (--grad-clip-norm 5) or "
+                     "check the data, then train again in another --out folder (a --resume would "
+                     "repeat the same steps)")
 
 
 class Trainer:

@@ -10,7 +10,12 @@
 #   c3s_linear-seedS     per_branch with the released code's linear C3S
 # Each is compared with the baseline of results/cpu/real-recipe (same recipe and seeds).
 # SEEDS and ROWS pick a part (e.g. ROWS=per_branch for the default row alone).
+#
+# Gradients are clipped to a global L2 norm of GRAD_CLIP (default 5): at the recipe's learning
+# rate (0.1 for the new layers) Cross-X's loss explodes within its first ten steps without it
+# (13 -> 2.5e18 -> NaN on seed 0); the baseline's gradients stay below that norm (README).
 set -euo pipefail
+GRAD_CLIP=${GRAD_CLIP:-5}
 R=${1:-results/cpu/cross_x-cub100}
 SEEDS=${SEEDS:-"0 1 2"}
 ROWS=${ROWS:-"per_branch summed_logits mixture c3s_linear"}
@@ -24,6 +29,7 @@ for seed in $SEEDS; do
       *) echo "run.sh: unknown row '$row'; use per_branch, summed_logits, mixture or c3s_linear" >&2
          exit 2 ;;
     esac
-    run "$row-seed$seed" --method cross_x --epochs "$EPOCHS" --seed "$seed" $SELECTED --opt "$opt"
+    run "$row-seed$seed" --method cross_x --epochs "$EPOCHS" --seed "$seed" $SELECTED --opt "$opt" \
+      --grad-clip-norm "$GRAD_CLIP"
   done
 done
