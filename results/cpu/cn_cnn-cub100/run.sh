@@ -18,8 +18,14 @@ SEEDS=${SEEDS:-"0 1 2"}
 CN_OPTS=${CN_OPTS:---opt width=128 --opt align=s4}
 RUN_PREFIX="flock /tmp/fgvc-cpu.lock env OMP_NUM_THREADS=2"
 source "$(dirname "$0")/../recipe.sh"
+# The full model on every seed first (the row read against the baseline), then the ablations
+# from the richest down, so a budget that stops early leaves the rows that matter most.
+for seed in $SEEDS; do
+  run cn_cnn-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=convlstm --opt lh=on
+done
+for seed in $SEEDS; do
+  run hl_lh-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=add --opt lh=on
+done
 for seed in $SEEDS; do
   run hl-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=add --opt lh=off
-  run hl_lh-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=add --opt lh=on
-  run cn_cnn-seed$seed --method cn_cnn --epochs $EPOCHS --seed $seed $SELECTED $CN_OPTS --opt hl=convlstm --opt lh=on
 done
