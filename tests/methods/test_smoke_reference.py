@@ -34,32 +34,22 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 PRE_MOVE_COMMIT = "e14af39"
 METHODS = ("baseline", "cmal", "cross_x")
 
-#: Defaults changed since the pre-move commit; today's runs ask for the old values (CMAL-Net's
-#: MDA draw became per batch and its steps truncated, Cross-X's merge became FPN-ordered, the
-#: schedule moves once per step).
-OPTIONS_OF_THE_PRE_MOVE_CODE = {"cmal": {"mda_draw": "sample", "truncated_steps": False},
-                                "cross_x": {"merge_order": "eq5"}}
-
 _TINY_RUN = dict(epochs=2, synthetic_classes=4, synthetic_train_per_class=10,
                  synthetic_test_per_class=5, batch_size=8, seed=0)
 
-_CHILD_TODAY = """
-import json, sys
-from fgvc_lib.config import resolve_config
-from fgvc_lib.engine import train
-method, out, run, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
-cfg = resolve_config(method, "synthetic", "smoke", schedule_unit="epoch", method_options=options, **run)
-train(cfg, out, progress=False)
-"""
+#: Defaults changed since the pre-move commit; today's runs ask for the old values (the
+#: schedule moved once per epoch, CMAL-Net's MDA draw was per image and its steps full passes,
+#: Cross-X's merge followed Eq. 5's order). The pre-move ``resolve_config`` knows neither key.
+_PRE_MOVE_SCHEDULE = {"schedule_unit": "epoch"}
+OPTIONS_OF_THE_PRE_MOVE_CODE = {"cmal": {"mda_draw": "sample", "truncated_steps": False},
+                                "cross_x": {"merge_order": "eq5"}}
 
-# The pre-move resolve_config had neither schedule_unit nor method_options.
-_CHILD_PRE_MOVE = """
+_CHILD = """
 import json, sys
 from fgvc_lib.config import resolve_config
 from fgvc_lib.engine import train
-method, out, run = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-cfg = resolve_config(method, "synthetic", "smoke", **run)
-train(cfg, out, progress=False)
+method, out, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+train(resolve_config(method, "synthetic", "smoke", **settings), out, progress=False)
 """
 
 
@@ -85,11 +75,10 @@ def pre_move_library(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("method", METHODS)
 def test_a_tiny_smoke_run_computes_what_the_pre_move_code_computed(method, pre_move_library,
                                                                     tmp_path):
-    before = _train(pre_move_library, _CHILD_PRE_MOVE, [method, json.dumps(_TINY_RUN)],
-                    tmp_path / "pre-move")
-    today = _train(REPOSITORY, _CHILD_TODAY,
-                   [method, json.dumps(_TINY_RUN),
-                    json.dumps(OPTIONS_OF_THE_PRE_MOVE_CODE.get(method, {}))],
+    before = _train(pre_move_library, method, _TINY_RUN, tmp_path / "pre-move")
+    today = _train(REPOSITORY, method,
+                   {**_TINY_RUN, **_PRE_MOVE_SCHEDULE,
+                    "method_options": OPTIONS_OF_THE_PRE_MOVE_CODE.get(method, {})},
                    tmp_path / "today")
     assert today["metrics"]["test"] == before["metrics"]["test"]
     assert ([epoch["train"] for epoch in today["history"]]
@@ -97,17 +86,23 @@ def test_a_tiny_smoke_run_computes_what_the_pre_move_code_computed(method, pre_m
 
 
 def test_the_pre_move_code_is_the_one_that_trains(pre_move_library):
-    """The pre-move child must import the extracted library, not the installed one."""
-    where = subprocess.run([sys.executable, "-c", "import fgvc_lib.models.cmal as m; print(m.__file__)"],
-                           cwd=pre_move_library, env={**os.environ, "PYTHONPATH": str(pre_move_library)},
-                           capture_output=True, text=True, check=True).stdout.strip()
-    assert Path(where).is_relative_to(pre_move_library)
+    """A child given the extracted library imports it, not the installed one."""
+    where = _in_child(pre_move_library, "import fgvc_lib.models.cmal as m; print(m.__file__)")
+    assert Path(where.strip()).is_relative_to(pre_move_library)
 
 
-def _train(library_root: Path, child: str, args: list[str], out: Path) -> dict:
-    """One tiny run in a child process that imports ``fgvc_lib`` from ``library_root``."""
-    env = {**os.environ, "PYTHONPATH": str(library_root), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", child, args[0], str(out), *args[1:]],
-                          cwd=library_root, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+def _train(library_root: Path, method: str, settings: dict, out: Path) -> dict:
+    """The run record of ``resolve_config(method, ..., **settings)`` trained by the library in
+    ``library_root``."""
+    _in_child(library_root, _CHILD, method, str(out), json.dumps(settings))
     return json.loads((out / "results.json").read_text())
+
+
+def _in_child(library_root: Path, code: str, *argv: str) -> str:
+    """Stdout of ``code`` run by a one-thread child process that imports ``fgvc_lib`` from
+    ``library_root`` (its working directory and only ``PYTHONPATH`` entry)."""
+    env = {**os.environ, "PYTHONPATH": str(library_root), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code, *argv], cwd=library_root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
