@@ -16,7 +16,12 @@ A claimed effect (the paper says method A beats B) is then read as
 * **agrees**: our difference has the paper's sign and is larger than twice
   its standard error, ``|d| > 2 sqrt(s_a^2 / n_a + s_b^2 / n_b)``;
 * **disagrees**: the same, with the opposite sign;
-* **within the spread**: anything smaller (or fewer than two seeds a side).
+* **within the spread**: anything smaller;
+* **one seed**: fewer than two seeds on a side, so there is no spread to read it against.
+
+A method whose learning rate was selected on the validation split for itself (as the
+baseline's was) names those settings in ``selected_on_validation``: they may then differ
+between rows, and the table shows each row's values.
 """
 from __future__ import annotations
 
@@ -78,9 +83,10 @@ def seed_stats(records: Sequence[Mapping[str, Any]], metric: str = "top1",
 def effect_verdict(ours: Mapping[str, Any], reference: Mapping[str, Any],
                    paper_says_better: bool = True) -> str:
     """"agrees" / "disagrees" / "within the spread" for the claim "ours beats reference"
-    (or "ours is worse" when ``paper_says_better`` is False); inputs are :func:`seed_stats`."""
+    (or "ours is worse" when ``paper_says_better`` is False), "one seed" when either side has
+    fewer than two seeds (no spread to judge by); inputs are :func:`seed_stats`."""
     if ours["n"] < 2 or reference["n"] < 2:
-        return "within the spread"
+        return "one seed"
     diff = ours["mean"] - reference["mean"]
     se = math.sqrt(ours["std"] ** 2 / ours["n"] + reference["std"] ** 2 / reference["n"])
     if abs(diff) <= 2 * se:
@@ -88,10 +94,14 @@ def effect_verdict(ours: Mapping[str, Any], reference: Mapping[str, Any],
     return "agrees" if (diff > 0) == paper_says_better else "disagrees"
 
 
-def recipe_differences(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """The :data:`SAME_RECIPE_KEYS` on which ``runs`` disagree (empty when fair)."""
+def recipe_differences(runs: Sequence[Mapping[str, Any]],
+                       selected_on_validation: Sequence[str] = ()) -> dict[str, list[Any]]:
+    """The :data:`SAME_RECIPE_KEYS` on which ``runs`` disagree (empty when fair), leaving out
+    the settings each row selected on validation for itself."""
     diffs: dict[str, list[Any]] = {}
     for key in SAME_RECIPE_KEYS:
+        if key in selected_on_validation:
+            continue
         values = []
         for r in runs:
             v = r.get("config", {}).get(key)
@@ -124,14 +134,25 @@ def recipe_baseline(results_root: str | Path, epochs: int = 5) -> tuple[Any, lis
 
 def recipe_comparison(results_root: str | Path, folder: str, rows: Mapping[str, str],
                       epochs: int = 5, claims: Mapping[str, bool] | None = None,
-                      reference: str = "baseline"):
+                      reference: str = "baseline", selected_on_validation: Sequence[str] = ()):
     """A chapter's real-data table at ``epochs``: the recipe's probe and fine-tuned baseline
     (:func:`recipe_baseline`, its row labelled ``reference``) beside the seed runs of
     ``results/cpu/<folder>`` named by ``rows`` (:func:`seed_groups`), read by
-    :func:`comparison_table` with the paper's ``claims``."""
+    :func:`comparison_table` with the paper's ``claims`` (and ``selected_on_validation``)."""
     probe, baseline_runs = recipe_baseline(results_root, epochs=epochs)
     groups = {reference: baseline_runs, **seed_groups(Path(results_root) / "cpu" / folder, rows)}
-    return comparison_table(groups, reference=reference, probe=probe, claims=claims)
+    return comparison_table(groups, reference=reference, probe=probe, claims=claims,
+                            selected_on_validation=selected_on_validation)
+
+
+def _row_values(runs: Sequence[Mapping[str, Any]], key: str) -> str:
+    """The distinct values of config ``key`` among a row's runs, in order, comma-joined."""
+    values: list[Any] = []
+    for r in runs:
+        v = r.get("config", {}).get(key)
+        if v not in values:
+            values.append(v)
+    return ",".join(map(str, values))
 
 
 def seed_groups(folder: str | Path, rows: Mapping[str, str]) -> dict[str, list[Any]]:
@@ -146,7 +167,8 @@ def seed_groups(folder: str | Path, rows: Mapping[str, str]) -> dict[str, list[A
 def comparison_table(groups: Mapping[str, Sequence[Mapping[str, Any]]],
                      reference: str = "baseline", probe: Mapping[str, Any] | None = None,
                      claims: Mapping[str, bool] | None = None, metric: str = "top1",
-                     head: str = "final", check_recipe: bool = True):
+                     head: str = "final", check_recipe: bool = True,
+                     selected_on_validation: Sequence[str] = ()):
     """One row per label of ``groups`` (label -> that row's seed runs): mean +- std of the
     test ``metric`` at the epoch each run's validation split selected, seeds, epochs, optimiser steps, the difference to ``reference`` and,
     where ``claims`` gives the paper's direction for a label, the verdict. The probe record
@@ -155,13 +177,16 @@ def comparison_table(groups: Mapping[str, Sequence[Mapping[str, Any]]],
     A label with no runs becomes a row that says "none recorded".
 
     With ``check_recipe`` a comparison whose runs differ in a :data:`SAME_RECIPE_KEYS`
-    setting other than the method options is refused, naming the setting.
+    setting other than the method options is refused, naming the setting; the settings in
+    ``selected_on_validation`` (each row's own, selected on its validation split) may differ
+    and get a column each, with the row's values.
     """
     import pandas as pd
 
     claims = dict(claims or {})
     if check_recipe:
-        diffs = recipe_differences([r for runs in groups.values() for r in runs])
+        diffs = recipe_differences([r for runs in groups.values() for r in runs],
+                                   selected_on_validation)
         if diffs:
             raise FGVCError(f"the runs differ in {diffs}: not a fair comparison",
                             "train every row with the same recipe (only method options differ)")
@@ -172,11 +197,13 @@ def comparison_table(groups: Mapping[str, Sequence[Mapping[str, Any]]],
         rows.append({"": "linear probe (frozen features)",
                      "test top-1 (%)": _value(probe, metric, head, "test"), "std": float("nan"),
                      "seeds": "-", "epochs": "-", "optimizer steps": "-",
+                     **{key: "-" for key in selected_on_validation},
                      "vs " + reference: float("nan"), "paper's claim": ""})
     for label, runs in groups.items():
         if not runs:  # a row whose runs are not recorded: say so instead of leaving it out
             rows.append({"": label, "test top-1 (%)": float("nan"), "std": float("nan"),
                          "seeds": "none recorded", "epochs": "-", "optimizer steps": "-",
+                         **{key: "-" for key in selected_on_validation},
                          "vs " + reference: float("nan"), "paper's claim": ""})
             continue
         st = stats[label]
@@ -187,6 +214,7 @@ def comparison_table(groups: Mapping[str, Sequence[Mapping[str, Any]]],
                      "seeds": ",".join(map(str, st["seeds"])),
                      "epochs": runs[0]["config"].get("epochs"),
                      "optimizer steps": round(st["optimizer_steps"]),
+                     **{key: _row_values(runs, key) for key in selected_on_validation},
                      "vs " + reference: (st["mean"] - ref["mean"]) if ref else float("nan"),
                      "paper's claim": verdict})
     return pd.DataFrame(rows).set_index("")

@@ -39,7 +39,9 @@ def test_verdicts_use_twice_the_standard_error():
     assert effect_verdict(far, ref) == "agrees"
     assert effect_verdict(ref, far) == "disagrees"
     assert effect_verdict(ref, far, paper_says_better=False) == "agrees"
-    assert effect_verdict(seed_stats([_run(99.0, 0)]), ref) == "within the spread"
+    # One seed has no spread: the verdict says so instead of calling it a tie.
+    assert effect_verdict(seed_stats([_run(99.0, 0)]), ref) == "one seed"
+    assert effect_verdict(ref, seed_stats([_run(50.0, 0)])) == "one seed"
 
 
 def test_the_table_puts_the_probe_first_and_refuses_an_unfair_recipe():
@@ -54,6 +56,19 @@ def test_the_table_puts_the_probe_first_and_refuses_an_unfair_recipe():
     groups["method"][0]["config"]["lr"] = 0.1
     with pytest.raises(FGVCError, match="lr"):
         comparison_table(groups)
+
+
+def test_a_learning_rate_selected_on_validation_per_row_may_differ_and_is_shown():
+    groups = {"baseline": [_run(v, s, lr=0.1) for s, v in enumerate((80.0, 81.0, 82.0))],
+              "method": [_run(v, s, lr=0.01) for s, v in enumerate((80.0, 81.0, 82.0))]}
+    with pytest.raises(FGVCError, match="lr"):
+        comparison_table(groups)
+    table = comparison_table(groups, selected_on_validation=("lr",))
+    assert table.loc["baseline", "lr"] == "0.1" and table.loc["method", "lr"] == "0.01"
+    # Only the named setting is freed: another difference is still refused.
+    groups["method"][0]["config"]["image_size"] = 448
+    with pytest.raises(FGVCError, match="image_size"):
+        comparison_table(groups, selected_on_validation=("lr",))
 
 
 def test_runs_are_read_at_the_epoch_their_validation_split_chose():
