@@ -62,7 +62,10 @@ Choices where the paper is open:
     stated, chosen: batch 16 (one 11 GB GTX 1080Ti), cosine schedule per step with no
     warm-up, the trainer's default augmentation (random resized crop from 512 px and
     flip) and test transform (resize 512, centre crop 448), best epoch on a 10%
-    validation split carved from the training set.
+    validation split carved from the training set. On the CPU's real-data recipe
+    (EfficientNet-Lite0, 224 px) the new layers' lr 0.1 drives the spatial masks to 0 or 1
+    within a few steps and the model stays at chance, so those runs select the lr on the
+    validation split (``results/cpu/cn_cnn-cub100/run.sh``; 0.01 was selected).
 11. **Cost.** At 448 px the ConvLSTM runs three times on 56 x 56 x 256 maps with a
     512 -> 1024, 3x3 convolution: about 4.7M parameters and 44 GMACs per image, more
     than ResNet-50 itself (about 16 GMACs at 448 px). ``align="s4"`` quarters that.
