@@ -102,14 +102,20 @@ def recipe_differences(runs: Sequence[Mapping[str, Any]],
     for key in SAME_RECIPE_KEYS:
         if key in selected_on_validation:
             continue
-        values = []
-        for r in runs:
-            v = r.get("config", {}).get(key)
-            if v not in values:
-                values.append(v)
+        values = _distinct_values(runs, key)
         if len(values) > 1:
             diffs[key] = values
     return diffs
+
+
+def _distinct_values(runs: Sequence[Mapping[str, Any]], key: str) -> list[Any]:
+    """The distinct values of config ``key`` among ``runs``, in order of first appearance."""
+    values: list[Any] = []
+    for r in runs:
+        v = r.get("config", {}).get(key)
+        if v not in values:
+            values.append(v)
+    return values
 
 
 #: Where the real-data recipe's probe and fine-tuned baseline live, under ``results/``.
@@ -143,16 +149,6 @@ def recipe_comparison(results_root: str | Path, folder: str, rows: Mapping[str, 
     groups = {reference: baseline_runs, **seed_groups(Path(results_root) / "cpu" / folder, rows)}
     return comparison_table(groups, reference=reference, probe=probe, claims=claims,
                             selected_on_validation=selected_on_validation)
-
-
-def _row_values(runs: Sequence[Mapping[str, Any]], key: str) -> str:
-    """The distinct values of config ``key`` among a row's runs, in order, comma-joined."""
-    values: list[Any] = []
-    for r in runs:
-        v = r.get("config", {}).get(key)
-        if v not in values:
-            values.append(v)
-    return ",".join(map(str, values))
 
 
 def seed_groups(folder: str | Path, rows: Mapping[str, str]) -> dict[str, list[Any]]:
@@ -214,7 +210,8 @@ def comparison_table(groups: Mapping[str, Sequence[Mapping[str, Any]]],
                      "seeds": ",".join(map(str, st["seeds"])),
                      "epochs": runs[0]["config"].get("epochs"),
                      "optimizer steps": round(st["optimizer_steps"]),
-                     **{key: _row_values(runs, key) for key in selected_on_validation},
+                     **{key: ",".join(map(str, _distinct_values(runs, key)))
+                        for key in selected_on_validation},
                      "vs " + reference: (st["mean"] - ref["mean"]) if ref else float("nan"),
                      "paper's claim": verdict})
     return pd.DataFrame(rows).set_index("")

@@ -13,6 +13,13 @@ COMMON="--dataset cub_list --data-root $CUB --profile transfer --workers 1 --dev
 # "selected on validation: --lr 0.1 --backbone-lr-mult 0.1 --bn-policy frozen"), if recorded:
 SELECTED=${SELECTED:-$(sed -n 's/^selected on validation: //p' results/cpu/real-recipe/selected.txt 2>/dev/null || true)}
 echo "selected on validation: ${SELECTED:-none recorded, transfer profile defaults}"
+# A validation sweep's settings: one epoch on the whole training split (the schedule runs to
+# zero within it), 300 test images that the selection never reads.
+SWEEP="$COMMON --epochs 1 --max-test-samples 300"
+# The point a `fgvc sweep` printout selected, as flags:
+# "lr=0.1,backbone_lr_mult=0.1: best val ... <- selected" -> --lr 0.1 --backbone-lr-mult 0.1
+selected() { grep "selected on validation" "$1" | cut -d: -f1 | tr ',' '\n' \
+             | sed -E 's/^([a-z_]+)=(.*)$/--\1 \2/; s/_/-/g' | tr '\n' ' '; }
 run() {  # a finished run is kept; an interrupted one resumes
   local out=$1; shift
   # The epochs of a finished run in the folder, empty if there is none (read as JSON, so

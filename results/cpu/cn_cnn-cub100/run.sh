@@ -24,13 +24,11 @@ source "$(dirname "$0")/../recipe.sh"
 # multiplier 0.1 and frozen BatchNorm statistics. At the baseline's lr 0.1 the full model
 # did not learn in 10 epochs (../cn_cnn-cub100-10ep-failed/). Every CN-CNN row then runs
 # with the selected lr (set CN_SELECTED to skip the sweep).
-SWEEP="$COMMON --epochs 1 --max-test-samples 300"
 if [ -z "${CN_SELECTED:-}" ]; then
   $FGVC sweep $SWEEP --method cn_cnn $CN_OPTS --opt hl=convlstm --opt lh=on \
       --bn-policy frozen --backbone-lr-mult 0.1 --grid lr=0.01,0.1 --out "$R/sweep-lr" \
       | tee "$R/sweep-lr.txt"
-  LR=$(grep "selected on validation" "$R/sweep-lr.txt" | cut -d: -f1 | sed 's/^lr=//')
-  CN_SELECTED="--lr $LR --backbone-lr-mult 0.1 --bn-policy frozen"
+  CN_SELECTED="$(selected "$R/sweep-lr.txt")--backbone-lr-mult 0.1 --bn-policy frozen"
   echo "selected on validation: $CN_SELECTED" | tee "$R/selected.txt"
 fi
 SELECTED=$CN_SELECTED

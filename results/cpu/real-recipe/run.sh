@@ -16,10 +16,6 @@ SEEDS=${SEEDS:-"0 1 2"}
 # turns on channels_last, which trains Lite0 ~1.6x faster on this CPU (a memory layout, not a
 # setting: the records' provenance says which ran; the lr sweep's four runs ran without it).
 source "$(dirname "$0")/../recipe.sh"
-SWEEP="$COMMON --epochs 1 --max-test-samples 300"
-# "lr=0.1,backbone_lr_mult=0.1: best val ... <- selected" -> --lr 0.1 --backbone-lr-mult 0.1
-selected() { grep "selected on validation" "$1" | cut -d: -f1 | tr ',' '\n' \
-             | sed -E 's/^([a-z_]+)=(.*)$/--\1 \2/; s/_/-/g' | tr '\n' ' '; }
 
 [ -f "$R/probe-lite0-224/results.json" ] || $FGVC probe $COMMON --out "$R/probe-lite0-224"
 
